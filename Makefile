@@ -1,0 +1,60 @@
+# Everything starts from a fresh clone with only python3 (3.10+), pip and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+READY  := $(VENV)/.ready
+PLUGINS := .meltano/.ready
+
+.PHONY: install plugins test lint demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota clean
+
+install: $(READY)
+
+$(READY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(READY)
+
+# Meltano's own plugin environments (tap, target-duckdb, target-jsonl, target-postgres)
+plugins: $(PLUGINS)
+
+$(PLUGINS): $(READY) meltano.yml
+	MELTANO_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/meltano install
+	touch $(PLUGINS)
+
+test: $(READY) $(PLUGINS)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: $(READY)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check tap_cronofy
+
+demo: $(READY) $(PLUGINS)
+	$(BIN)/python demo/run_demo.py
+
+simulator: $(READY)
+	$(BIN)/python -m simulator --port 8765 --write-config .simulator-config.json
+
+catalog: $(READY)
+	$(BIN)/tap-cronofy --discover > catalog.json
+
+about: $(READY)
+	$(BIN)/tap-cronofy --about --format=markdown
+
+bench: bench-throughput bench-memory bench-requests bench-quota
+
+bench-throughput: $(READY)
+	$(BIN)/python benchmarks/throughput.py
+
+bench-memory: $(READY)
+	$(BIN)/python benchmarks/memory.py
+
+bench-requests: $(READY)
+	$(BIN)/python benchmarks/requests_per_sync.py
+
+bench-quota: $(READY)
+	$(BIN)/python benchmarks/quota.py
+
+clean:
+	rm -rf $(VENV) .meltano output .demo .bench

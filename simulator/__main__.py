@@ -1,0 +1,67 @@
+"""Run the simulator standalone: ``python -m simulator --port 8765``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+from simulator.core import Simulator
+from simulator.server import SimulatorServer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Local Cronofy API simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--accounts", type=int, default=3)
+    parser.add_argument("--events-per-account", type=int, default=60)
+    parser.add_argument("--page-size", type=int, default=25)
+    parser.add_argument("--scheduling-requests", type=int, default=40)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each request")
+    parser.add_argument("--rate-limit-per-minute", type=int, default=0)
+    parser.add_argument("--rate-limit-per-second", type=int, default=0)
+    parser.add_argument("--write-config", help="write a tap config for the seeded accounts here")
+    args = parser.parse_args()
+
+    sim = Simulator(seed=args.seed, accounts=args.accounts,
+                    events_per_account=args.events_per_account, page_size=args.page_size,
+                    scheduling_requests=args.scheduling_requests)
+    sim.latency = args.latency
+    if args.rate_limit_per_second:
+        sim.rate_limits.append((args.rate_limit_per_second, 1.0))
+    if args.rate_limit_per_minute:
+        sim.rate_limits.append((args.rate_limit_per_minute, 60.0))
+    server = SimulatorServer(sim, args.host, args.port)
+    if args.write_config:
+        with open(args.write_config, "w", encoding="utf-8") as handle:
+            json.dump(tap_config(sim, server.url), handle, indent=2)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"Cronofy simulator on {server.url} ({len(sim.accounts)} accounts)", flush=True)
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
+
+
+def tap_config(sim: Simulator, url: str) -> dict:
+    """A tap config that syncs every seeded account and scheduling request."""
+    return {
+        "api_url": url,
+        "client_id": sim.client_id,
+        "client_secret": sim.client_secret,
+        "accounts": [
+            {"account_id": a.account_id, "access_token": a.access_token,
+             "refresh_token": a.refresh_token}
+            for a in sim.accounts.values()
+        ],
+        "scheduling_request_ids": list(sim.scheduling),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,529 @@
+"""The simulated Cronofy: accounts, events, tokens and scheduling requests, with the
+behaviour of the two API documents in ``../shared/cronofy-docs`` (free-busy and the
+scheduling request query) and the facts of ``cronofy-api-notes.md``.
+
+Everything is deterministic for a given seed. All methods are thread safe.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import random
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+UTC = dt.timezone.utc
+DAYS_BACK = 42
+DAYS_AHEAD = 201
+STATUSES = ("busy", "tentative", "free", "unknown")
+SLOT_SELECTIONS = ("pending", "pending_rescheduling", "complete", "expired", "cancelled")
+_ZONES = set(available_timezones()) | {"Etc/UTC", "UTC"}
+
+
+class APIError(Exception):
+    """An HTTP error answer: status, JSON body and extra headers."""
+
+    def __init__(self, status: int, body: dict | None = None, headers: dict | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body if body is not None else {}
+        self.headers = headers or {}
+
+
+def field_error(name: str, key: str, description: str) -> APIError:
+    return APIError(422, {"errors": {name: [{"key": key, "description": description}]}})
+
+
+def fmt_time(moment: dt.datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class Event:
+    calendar_id: str
+    event_uid: str
+    start: str  # a Date (all day) or a UTC Time, as Cronofy stores it
+    end: str
+    status: str
+    last_modified: float  # simulator clock, epoch seconds
+    managed: bool = False
+    event_id: str | None = None
+    deleted: bool = False
+
+    @property
+    def all_day(self) -> bool:
+        return len(self.start) == 10
+
+    def bounds(self, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
+        """Start and end as aware datetimes; all-day dates are midnights in ``zone``."""
+        if self.all_day:
+            return (
+                dt.datetime.combine(dt.date.fromisoformat(self.start), dt.time(), zone),
+                dt.datetime.combine(dt.date.fromisoformat(self.end), dt.time(), zone),
+            )
+        return parse_time(self.start), parse_time(self.end)
+
+
+@dataclass
+class Account:
+    account_id: str
+    email: str
+    name: str
+    access_token: str
+    refresh_token: str
+    calendars: list[str]
+    events: dict[tuple[str, str], Event] = field(default_factory=dict)
+    scopes: set[str] = field(default_factory=lambda: {"read_free_busy"})
+    locked: bool = False
+    revoked: bool = False
+
+
+@dataclass
+class Fault:
+    """One injected failure. ``kind``: status, drop, truncate, garbage, delay, redirect."""
+
+    kind: str = "status"
+    status: int = 500
+    times: int = 1
+    path: str = "/"  # applies to request paths starting with this
+    retry_after: str | None = None
+    seconds: float = 0.0  # for delay
+    location: str | None = None  # for redirect
+    account_id: str | None = None  # only requests carrying this account's token
+
+
+@dataclass
+class Query:
+    account_id: str
+    pages: list[list[dict]]
+    userinfo: dict | None
+
+
+class Simulator:
+    """State and behaviour of the simulated API."""
+
+    def __init__(self, seed: int = 7, accounts: int = 3, events_per_account: int = 60,
+                 page_size: int = 25, scheduling_requests: int = 40) -> None:
+        self.lock = threading.RLock()
+        self.client_id = "sim-client-id"
+        self.client_secret = "sim-client-secret-9f8e7d"
+        self.scheduler_plan = True
+        self.rotate_refresh_tokens = True
+        self.token_lifetime = 3600
+        self.clock_offset = 0.0
+        self.latency = 0.0
+        self.page_size = page_size
+        self.rate_limits: list[tuple[int, float]] = []
+        self.next_page_host: str | None = None
+        self.faults: list[Fault] = []
+        self.requests: list[dict] = []
+        self.log_bodies = True
+        self._served: list[float] = []
+        self._queries: dict[str, Query] = {}
+        self._pages: dict[str, tuple[str, int]] = {}
+        self.accounts: dict[str, Account] = {}
+        self.scheduling: dict[str, dict] = {}
+        self._created: dict[str, float] = {}
+        self.reset(seed=seed, accounts=accounts, events_per_account=events_per_account,
+                   scheduling_requests=scheduling_requests)
+
+    # Clock
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def now_dt(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.now(), UTC)
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.clock_offset += seconds
+
+    # Seed data
+
+    def reset(self, *, seed: int = 7, accounts: int = 3, events_per_account: int = 60,
+              scheduling_requests: int = 40) -> None:
+        with self.lock:
+            rng = random.Random(seed)
+            self.accounts = {}
+            self._queries.clear()
+            self._pages.clear()
+            for index in range(accounts):
+                self.add_account(rng, index, events_per_account)
+            self.scheduling = {}
+            self._created = {}
+            for index in range(scheduling_requests):
+                self._seed_scheduling_request(rng, index)
+
+    def add_account(self, rng: random.Random, index: int, events: int) -> Account:
+        account_id = f"acc_{index:04d}{rng.getrandbits(40):010x}"
+        calendars = [f"cal_{account_id[4:]}_{n}@sim" for n in range(1 + index % 3)]
+        account = Account(
+            account_id=account_id,
+            email=f"user{index}@example.com",
+            name=["Zoë Ångström", "José Núñez", "李小龙", "Ada Lovelace"][index % 4],
+            access_token=f"sim-at-{index}-{rng.getrandbits(64):016x}",
+            refresh_token=f"sim-rt-{index}-{rng.getrandbits(64):016x}",
+            calendars=calendars,
+        )
+        self.accounts[account_id] = account
+        self.add_events(account_id, events, rng)
+        return account
+
+    def add_events(self, account_id: str, count: int, rng: random.Random | None = None,
+                   *, days: tuple[int, int] = (-60, 230)) -> list[Event]:
+        """Seed ``count`` events: timed and all-day, every status, managed, deleted, unicode
+        event ids, some outside Cronofy's default window."""
+        rng = rng or random.Random(count)
+        with self.lock:
+            account = self.accounts[account_id]
+            today = self.now_dt().replace(hour=0, minute=0, second=0, microsecond=0)
+            made = []
+            base = len(account.events)
+            for n in range(count):
+                number = base + n
+                calendar = account.calendars[number % len(account.calendars)]
+                day = today + dt.timedelta(days=rng.randint(*days))
+                if number % 7 == 3:
+                    start, end = day.date().isoformat(), (day + dt.timedelta(days=1 + number % 2)).date().isoformat()
+                else:
+                    begin = day + dt.timedelta(hours=rng.randint(6, 20), minutes=rng.choice((0, 15, 30)))
+                    start, end = fmt_time(begin), fmt_time(begin + dt.timedelta(minutes=rng.choice((15, 30, 60, 90))))
+                managed = number % 5 == 1
+                event = Event(
+                    calendar_id=calendar,
+                    event_uid=f"evt_{account_id[4:12]}_{number:06d}",
+                    start=start,
+                    end=end,
+                    status=STATUSES[number % len(STATUSES)],
+                    last_modified=self.now() - rng.randint(3600, 30 * 86400),
+                    managed=managed,
+                    event_id=(f"réunion-{number}-日程" if number % 2 else f"app-{number}") if managed else None,
+                    deleted=number % 11 == 5,
+                )
+                account.events[(calendar, event.event_uid)] = event
+                made.append(event)
+            return made
+
+    def _seed_scheduling_request(self, rng: random.Random, index: int) -> None:
+        request_id = f"srq_{rng.getrandbits(96):024x}"
+        selection = SLOT_SELECTIONS[index % len(SLOT_SELECTIONS)]
+        short = request_id[4:12]
+        request: dict = {
+            "scheduling_request_id": request_id,
+            "slot_selection": selection,
+            "primary_select_url": f"https://app.cronofy.com/rts/{short}",
+            "dashboard_url": f"https://app.cronofy.com/scheduler/requests/{request_id[4:]}",
+            "summary": f"Interview {index} – café ☕",
+            "recipient_operations": {"view_url": f"https://app.cronofy.com/rts/{short}"},
+            "recipients": [{
+                "email": f"candidate{index}@example.com",
+                "display_name": f"Candidate {index}",
+                "slot_selector": True,
+                "select_url": f"https://app.cronofy.com/rts/{short}",
+            }],
+            "event": {"summary": f"Interview {index} – café ☕"},
+        }
+        if index % 3 != 0:
+            request["recipient_operations"]["decline_url"] = f"https://app.cronofy.com/rts/{short}?decline=true"
+            request["recipient_operations"]["reschedule_url"] = f"https://app.cronofy.com/rts/{short}?reschedule=true"
+        if index % 4 == 2:
+            del request["recipients"][0]["select_url"]
+        if index % 2 == 0:
+            request["collaborator_groups"] = [{
+                "name": "Interviewers",
+                "members": [{"sub": f"acc_{rng.getrandbits(48):012x}"} for _ in range(3)],
+                "required": "all" if index % 4 == 0 else 1 + index % 3,
+            }]
+        if index % 5 == 1:
+            request["buffer"] = {"before": {"minutes": 15}, "after": {"minutes": 5 * (index % 4)}}
+        if index % 6 == 4:
+            request["event"]["metadata"] = {"external_id": f"ext-{index}"}
+        if selection == "complete":
+            self._choose_slot(request, index)
+        self.scheduling[request_id] = request
+        self._created[request_id] = self.now() - 86400 * 30 + index * 60
+
+    def _choose_slot(self, request: dict, index: int) -> None:
+        begin = self.now_dt().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=2 + index)
+        request["event"]["start"] = {"time": fmt_time(begin), "tzid": "Europe/London"}
+        request["event"]["end"] = {"time": fmt_time(begin + dt.timedelta(minutes=30)), "tzid": "Europe/London"}
+
+    # Changes between runs
+
+    def modify_event(self, account_id: str, event_uid: str, **changes: object) -> Event:
+        with self.lock:
+            event = self._find(account_id, event_uid)
+            for name, value in changes.items():
+                setattr(event, name, value)
+            event.last_modified = self.now()
+            return event
+
+    def delete_event(self, account_id: str, event_uid: str) -> Event:
+        return self.modify_event(account_id, event_uid, deleted=True)
+
+    def create_event(self, account_id: str, **values: object) -> Event:
+        with self.lock:
+            account = self.accounts[account_id]
+            values.setdefault("calendar_id", account.calendars[0])
+            values.setdefault("status", "busy")
+            values.setdefault("event_uid", f"evt_new_{secrets.token_hex(6)}")
+            if "start" not in values:
+                begin = self.now_dt().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+                values["start"] = fmt_time(begin)
+                values["end"] = fmt_time(begin + dt.timedelta(hours=1))
+            event = Event(last_modified=self.now(), **values)  # type: ignore[arg-type]
+            account.events[(event.calendar_id, event.event_uid)] = event
+            return event
+
+    def _find(self, account_id: str, event_uid: str) -> Event:
+        for event in self.accounts[account_id].events.values():
+            if event.event_uid == event_uid:
+                return event
+        raise KeyError(event_uid)
+
+    def set_slot_selection(self, request_id: str, selection: str) -> dict:
+        with self.lock:
+            request = self.scheduling[request_id]
+            request["slot_selection"] = selection
+            if selection == "complete" and "start" not in request["event"]:
+                self._choose_slot(request, 3)
+            return request
+
+    def expire_access_token(self, account_id: str) -> None:
+        with self.lock:
+            self.accounts[account_id].access_token = f"expired-{secrets.token_hex(8)}"
+
+    # Faults
+
+    def add_fault(self, **spec: object) -> None:
+        with self.lock:
+            self.faults.append(Fault(**spec))  # type: ignore[arg-type]
+
+    def take_fault(self, path: str, account_id: str | None) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.times > 0 and path.startswith(fault.path) and (
+                    fault.account_id is None or fault.account_id == account_id
+                ):
+                    fault.times -= 1
+                    return fault
+            return None
+
+    def rate_limited(self) -> APIError | None:
+        """A 429 when serving now would exceed a configured per-application limit."""
+        with self.lock:
+            now = time.monotonic()
+            longest = max((window for _, window in self.rate_limits), default=0)
+            self._served = [t for t in self._served if t > now - longest]
+            for limit, window in self.rate_limits:
+                recent = [t for t in self._served if t > now - window]
+                if len(recent) >= limit:
+                    wait = max(1, int(recent[0] + window - now + 0.999))
+                    return APIError(429, {"error": "rate_limited"}, {"Retry-After": str(wait)})
+            self._served.append(now)
+            return None
+
+    # Auth
+
+    def account_for_token(self, token: str | None) -> Account | None:
+        if not token:
+            return None
+        with self.lock:
+            for account in self.accounts.values():
+                if account.access_token == token and not account.revoked:
+                    return account
+            return None
+
+    def refresh(self, body: dict) -> dict:
+        with self.lock:
+            if body.get("grant_type") != "refresh_token":
+                raise APIError(400, {"error": "unsupported_grant_type"})
+            if body.get("client_id") != self.client_id or body.get("client_secret") != self.client_secret:
+                raise APIError(400, {"error": "invalid_client"})
+            for account in self.accounts.values():
+                if account.refresh_token == body.get("refresh_token") and not account.revoked:
+                    account.access_token = f"sim-at-r-{secrets.token_hex(12)}"
+                    if self.rotate_refresh_tokens:
+                        account.refresh_token = f"sim-rt-r-{secrets.token_hex(12)}"
+                    return {
+                        "token_type": "bearer",
+                        "access_token": account.access_token,
+                        "expires_in": self.token_lifetime,
+                        "refresh_token": account.refresh_token,
+                        "scope": " ".join(sorted(account.scopes)),
+                    }
+            raise APIError(400, {"error": "invalid_grant"})
+
+    def authorize(self, token: str | None) -> Account:
+        account = self.account_for_token(token)
+        if account is None:
+            raise APIError(401)
+        if account.locked:
+            raise APIError(423)
+        if not ({"read_free_busy", "read_events"} & account.scopes):
+            raise APIError(403)
+        return account
+
+    # Free-busy
+
+    def free_busy(self, token: str | None, params: dict[str, list[str]], base_url: str) -> dict:
+        account = self.authorize(token)
+        flag = {name: (params.get(name) or ["false"])[-1] == "true" for name in (
+            "include_managed", "include_free", "include_deleted", "include_ids",
+            "include_userinfo", "localized_times")}
+        tzid = (params.get("tzid") or [None])[-1]
+        if not tzid:
+            raise field_error("tzid", "errors.required", "required")
+        if tzid not in _ZONES:
+            raise field_error("tzid", "errors.invalid_tzid", "must be a known time zone identifier")
+        try:
+            zone = ZoneInfo(tzid)
+        except ZoneInfoNotFoundError as exc:
+            raise field_error("tzid", "errors.invalid_tzid", "must be a known time zone identifier") from exc
+        today = self.now_dt().astimezone(zone).date()
+        dates = {}
+        for name in ("from", "to"):
+            if params.get(name):
+                try:
+                    dates[name] = dt.date.fromisoformat(params[name][-1])
+                except ValueError as exc:
+                    raise field_error(name, "errors.invalid_date", "must be a Date (YYYY-MM-DD)") from exc
+        if "from" in dates and dates["from"] < today - dt.timedelta(days=DAYS_BACK):
+            raise field_error("from", "errors.too_far_in_past", f"must be no earlier than {DAYS_BACK} days ago")
+        if "to" in dates and dates["to"] > today + dt.timedelta(days=DAYS_AHEAD):
+            raise field_error("to", "errors.too_far_in_future", f"must be no later than {DAYS_AHEAD} days ahead")
+        window_from = dates.get("from", today - dt.timedelta(days=DAYS_BACK))
+        window_to = dates.get("to", today + dt.timedelta(days=DAYS_AHEAD))
+        if window_from >= window_to:
+            raise field_error("to", "errors.invalid_range", "must be after from")
+        lower = dt.datetime.combine(window_from, dt.time(), zone)
+        upper = dt.datetime.combine(window_to, dt.time(), zone)
+        unbounded_managed = not dates
+        since = None
+        if params.get("last_modified"):
+            try:
+                since = parse_time(params["last_modified"][-1]).timestamp()
+            except ValueError as exc:
+                raise field_error("last_modified", "errors.invalid_time", "must be a Time") from exc
+        calendars = set(params.get("calendar_ids[]") or [])
+
+        with self.lock:
+            selected = []
+            for event in account.events.values():
+                if event.managed and not flag["include_managed"]:
+                    continue
+                if event.status == "free" and not flag["include_free"]:
+                    continue
+                if event.deleted and not flag["include_deleted"]:
+                    continue
+                if since is not None and event.last_modified < since:
+                    continue
+                if calendars and event.calendar_id not in calendars:
+                    continue
+                start, end = event.bounds(zone)
+                if not (event.managed and unbounded_managed) and not (start < upper and end >= lower):
+                    continue
+                selected.append((start, event.calendar_id, event.event_uid, self._period(event, zone, tzid, flag)))
+            selected.sort(key=lambda item: item[:3])
+            periods = [item[3] for item in selected]
+            userinfo = self.userinfo(account) if flag["include_userinfo"] else None
+            size = max(1, self.page_size)
+            pages = [periods[i:i + size] for i in range(0, len(periods), size)] or [[]]
+            query_id = secrets.token_hex(8)
+            self._queries[query_id] = Query(account.account_id, pages, userinfo)
+            return self._page(query_id, 1, base_url)
+
+    @staticmethod
+    def _period(event: Event, zone: ZoneInfo, tzid: str, flag: dict[str, bool]) -> dict:
+        if flag["localized_times"]:
+            def local(value: str) -> dict:
+                text = value if len(value) == 10 else parse_time(value).astimezone(zone).isoformat()
+                return {"time": text, "tzid": tzid}
+            period: dict = {"calendar_id": event.calendar_id, "start": local(event.start), "end": local(event.end)}
+        else:
+            period = {"calendar_id": event.calendar_id, "start": event.start, "end": event.end}
+        period["free_busy_status"] = event.status
+        if flag["include_ids"]:
+            period["event_uid"] = event.event_uid
+            if event.managed and event.event_id:
+                period["event_id"] = event.event_id
+        if flag["include_deleted"]:
+            period["deleted"] = event.deleted
+        return period
+
+    def _page(self, query_id: str, number: int, base_url: str) -> dict:
+        query = self._queries[query_id]
+        body: dict = {"pages": {"current": number, "total": len(query.pages)}}
+        if number < len(query.pages):
+            token = secrets.token_hex(12)
+            self._pages[token] = (query_id, number + 1)
+            host = f"http://{self.next_page_host}" if self.next_page_host else base_url
+            body["pages"]["next_page"] = f"{host}/v1/free_busy/pages/{token}"
+        if query.userinfo is not None:
+            body["userinfo"] = query.userinfo
+        body["free_busy"] = query.pages[number - 1]
+        return body
+
+    def next_page(self, token: str | None, page_token: str, base_url: str) -> dict:
+        account = self.authorize(token)
+        with self.lock:
+            found = self._pages.get(page_token)
+            if found is None:
+                raise APIError(404, {"error": "not_found"})
+            query_id, number = found
+            if self._queries[query_id].account_id != account.account_id:
+                raise APIError(404, {"error": "not_found"})
+            return self._page(query_id, number, base_url)
+
+    def expire_page_tokens(self) -> None:
+        with self.lock:
+            self._pages.clear()
+
+    def userinfo(self, account: Account) -> dict:
+        return {
+            "sub": account.account_id,
+            "email": account.email,
+            "name": account.name,
+            "zoneinfo": "Europe/London",
+            "cronofy.type": "userinfo",
+            "cronofy.data": {"profiles": [{
+                "provider_name": "google",
+                "profile_id": f"pro_{account.account_id[4:]}",
+                "profile_name": account.email,
+                "profile_connected": True,
+                "profile_calendars": [{"calendar_id": c} for c in account.calendars],
+            }]},
+        }
+
+    # Scheduling requests
+
+    def query_scheduling_requests(self, token: str | None, body: dict) -> dict:
+        if token != self.client_secret:
+            raise APIError(401)
+        if not self.scheduler_plan:
+            raise APIError(403)
+        ids = body.get("scheduling_request_ids")
+        if not isinstance(ids, list) or not ids:
+            raise field_error("scheduling_request_ids", "errors.required", "required")
+        with self.lock:
+            found = [i for i in dict.fromkeys(ids) if i in self.scheduling]
+            newest_first = sorted(found, key=lambda i: self._created[i], reverse=True)[:10]
+            return {"scheduling_requests": [
+                {"scheduling_request": copy.deepcopy(self.scheduling[i])} for i in newest_first
+            ]}
+
+    # Expectations for tests and the demo, computed from the stored data
+
+    def events_of(self, account_id: str) -> list[Event]:
+        with self.lock:
+            return [copy.copy(e) for e in self.accounts[account_id].events.values()]

@@ -1,0 +1,254 @@
+"""HTTP front of the simulator: the Cronofy endpoints plus a ``/_sim`` control API."""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from simulator.core import APIError, Simulator
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SimulatorServer
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # quiet; the request log is in Simulator.requests
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header follows the simulator clock (which may be skewed)."""
+        return email.utils.formatdate(self.sim.now() if timestamp is None else timestamp, usegmt=True)
+
+    @property
+    def sim(self) -> Simulator:
+        return self.server.sim
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.handle_any("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.handle_any("POST")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self.handle_any("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self.handle_any("DELETE")
+
+    # Plumbing
+
+    def read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def bearer(self) -> str | None:
+        value = self.headers.get("Authorization") or ""
+        return value[7:] if value.startswith("Bearer ") else None
+
+    def base_url(self) -> str:
+        return f"http://{self.headers.get('Host') or '%s:%d' % self.server.server_address[:2]}"
+
+    def send_json(self, status: int, body: object, headers: dict | None = None) -> None:
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def handle_any(self, method: str) -> None:
+        url = urlsplit(self.path)
+        body = self.read_body()
+        if url.path.startswith("/_sim"):
+            self.control(method, url.path, body)
+            return
+        token = self.bearer()
+        account = self.sim.account_for_token(token)
+        with self.sim.lock:
+            self.sim.requests.append({
+                "method": method,
+                "path": url.path,
+                "query": url.query,
+                "params": parse_qs(url.query, keep_blank_values=True),
+                "authorization": self.headers.get("Authorization"),
+                "account_id": account.account_id if account else None,
+                "body": body.decode("utf-8", "replace") if self.sim.log_bodies else None,
+                "at": time.time(),
+            })
+        if self.sim.latency:
+            time.sleep(self.sim.latency)
+        fault = self.sim.take_fault(url.path, account.account_id if account else None)
+        if fault and self.inject(fault):
+            return
+        if limited := self.sim.rate_limited():
+            self.send_json(limited.status, limited.body, limited.headers)
+            return
+        try:
+            status, answer = self.route(method, url.path, url.query, body, token)
+        except APIError as error:
+            self.send_json(error.status, error.body, error.headers)
+            return
+        self.send_json(status, answer)
+
+    def inject(self, fault: object) -> bool:
+        """Apply a fault; True when it replaced the answer."""
+        kind = fault.kind  # type: ignore[attr-defined]
+        if kind == "delay":
+            time.sleep(fault.seconds)  # type: ignore[attr-defined]
+            return False
+        if kind == "status":
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}  # type: ignore[attr-defined]
+            self.send_json(fault.status, {"error": "injected"}, headers)  # type: ignore[attr-defined]
+            return True
+        if kind == "redirect":
+            self.send_response(302)
+            self.send_header("Location", fault.location or "http://127.0.0.2/")  # type: ignore[attr-defined]
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+        if kind == "drop":
+            self.close_connection = True
+            self.connection.close()
+            return True
+        if kind in ("truncate", "garbage"):
+            payload = b'{"pages": {"current": 1, "total": 1}, "free_busy": [{"calend' if kind == "truncate" else b"<html>Bad Gateway</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload) * (4 if kind == "truncate" else 1)))
+            self.end_headers()
+            self.wfile.write(payload)
+            if kind == "truncate":
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.close()
+            return True
+        return False
+
+    def route(self, method: str, path: str, query: str, body: bytes, token: str | None) -> tuple[int, object]:
+        if method == "GET" and path == "/v1/free_busy":
+            return 200, self.sim.free_busy(token, parse_qs(query, keep_blank_values=True), self.base_url())
+        if method == "GET" and path.startswith("/v1/free_busy/pages/"):
+            return 200, self.sim.next_page(token, path.rsplit("/", 1)[1], self.base_url())
+        if method == "GET" and path == "/v1/userinfo":
+            return 200, self.sim.userinfo(self.sim.authorize(token))
+        if method == "POST" and path == "/oauth/token":
+            return 200, self.sim.refresh(parse_body(body, self.headers.get("Content-Type")))
+        if method == "POST" and path == "/v1/scheduling_requests/query":
+            return 200, self.sim.query_scheduling_requests(token, parse_body(body, "application/json"))
+        raise APIError(404, {"error": "not_found"})
+
+    # Control API, for the demo, benchmarks and a standalone simulator
+
+    def control(self, method: str, path: str, raw: bytes) -> None:
+        sim = self.sim
+        data = json.loads(raw or b"{}")
+        parts = path.strip("/").split("/")[1:]
+        try:
+            result = self.control_action(sim, method, parts, data)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.send_json(400, {"error": f"{type(exc).__name__}: {exc}"})
+            return
+        self.send_json(200, result)
+
+    @staticmethod
+    def control_action(sim: Simulator, method: str, parts: list[str], data: dict) -> object:  # noqa: C901, PLR0911, PLR0912
+        head = parts[0] if parts else ""
+        if head == "accounts" and method == "GET":
+            return [{
+                "account_id": a.account_id, "access_token": a.access_token,
+                "refresh_token": a.refresh_token, "calendars": a.calendars,
+                "events": len(a.events),
+            } for a in sim.accounts.values()]
+        if head == "app":
+            return {"client_id": sim.client_id, "client_secret": sim.client_secret}
+        if head == "reset" and method == "POST":
+            sim.reset(**data)
+            return {"accounts": len(sim.accounts)}
+        if head == "config" and method == "POST":
+            for name in ("latency", "page_size", "clock_offset", "next_page_host",
+                         "scheduler_plan", "rotate_refresh_tokens", "log_bodies"):
+                if name in data:
+                    setattr(sim, name, data[name])
+            if "rate_limits" in data:
+                sim.rate_limits = [tuple(pair) for pair in data["rate_limits"]]  # type: ignore[misc]
+            return {"ok": True}
+        if head == "advance" and method == "POST":
+            sim.advance(float(data.get("seconds", 0)))
+            return {"now": sim.now()}
+        if head == "events" and method == "POST":
+            if "count" in data:
+                made = sim.add_events(data["account_id"], int(data["count"]))
+                return {"created": [e.event_uid for e in made]}
+            account_id = data.pop("account_id")
+            return dataclasses.asdict(sim.create_event(account_id, **data))
+        if head == "events" and method == "PATCH":
+            return dataclasses.asdict(sim.modify_event(parts[1], parts[2], **data))
+        if head == "events" and method == "DELETE":
+            return dataclasses.asdict(sim.delete_event(parts[1], parts[2]))
+        if head == "events" and method == "GET":
+            return [dataclasses.asdict(e) for e in sim.events_of(parts[1])]
+        if head == "faults" and method == "POST":
+            for spec in data if isinstance(data, list) else [data]:
+                sim.add_fault(**spec)
+            return {"faults": len(sim.faults)}
+        if head == "faults" and method == "DELETE":
+            sim.faults.clear()
+            return {"faults": 0}
+        if head == "expire_token" and method == "POST":
+            sim.expire_access_token(data["account_id"])
+            return {"ok": True}
+        if head == "expire_pages" and method == "POST":
+            sim.expire_page_tokens()
+            return {"ok": True}
+        if head == "scheduling_requests" and method == "GET":
+            return sorted(sim.scheduling, key=lambda i: sim._created[i])
+        if head == "scheduling_requests" and method == "POST":
+            return sim.set_slot_selection(parts[1], data["slot_selection"])
+        if head == "requests" and method == "GET":
+            return [{k: v for k, v in r.items() if k != "authorization"} for r in sim.requests]
+        if head == "requests" and method == "DELETE":
+            sim.requests.clear()
+            return {"ok": True}
+        raise KeyError("/".join(parts))
+
+
+def parse_body(body: bytes, content_type: str | None) -> dict:
+    if content_type and "json" in content_type:
+        try:
+            value = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise APIError(400, {"error": "invalid_request"}) from exc
+        return value if isinstance(value, dict) else {}
+    return {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), Handler)
+        self.sim = sim
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> SimulatorServer:
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True, name="cronofy-sim")
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()

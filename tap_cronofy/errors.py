@@ -1,0 +1,33 @@
+"""Errors the tap raises, each worded so a user knows what to do next."""
+
+from __future__ import annotations
+
+from singer_sdk.exceptions import FatalAPIError
+
+
+class CronofyAPIError(FatalAPIError):
+    """A Cronofy response that retrying will not fix."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AccountError(CronofyAPIError):
+    """One account cannot be synced (revoked, locked, missing scope); others still can."""
+
+    def __init__(self, account_id: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.account_id = account_id
+
+
+class ExpiredPageError(CronofyAPIError):
+    """A ``next_page`` URL answered 404: its page token expired."""
+
+
+class ForeignHostError(CronofyAPIError):
+    """A URL pointed away from the configured API host; the token is not sent there."""
+
+
+class FailedAccountsError(Exception):
+    """Raised after a run in which some accounts failed while others were synced."""
