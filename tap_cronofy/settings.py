@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import numbers
+from decimal import Decimal
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +103,14 @@ def _zone_names() -> set[str]:
     if _ZONES is None:
         _ZONES = set(available_timezones()) | {"UTC", "Etc/UTC"}
     return _ZONES
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (numbers.Real, Decimal)) and not isinstance(value, bool)
+
+
+def _is_whole(value: object) -> bool:
+    return _is_number(value) and int(value) == value  # type: ignore[arg-type]
 
 
 def _check_string(config: t.Mapping[str, t.Any], name: str, errors: list[str]) -> None:
@@ -209,12 +219,12 @@ def validate_values(config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: C901, 
         ("max_parallel_accounts", 1),
     ):
         value = config.get(name)
-        if value is not None and (not isinstance(value, int) or value < minimum):
+        if value is not None and (not _is_whole(value) or value < minimum):
             errors.append(f"`{name}` must be a whole number of at least {minimum}, got {value!r}.")
     for name in ("backoff_factor_seconds", "max_retry_wait_seconds", "request_timeout_seconds",
                  "lookback_seconds"):
         value = config.get(name)
-        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+        if value is not None and (not _is_number(value) or value < 0):
             errors.append(f"`{name}` must be a number of seconds, at least 0, got {value!r}.")
 
     has_refresh = bool(config.get("refresh_token")) or any(

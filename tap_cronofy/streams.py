@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from singer_sdk.helpers._typing import TypeConformanceLevel
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_cronofy.client import CronofyStream, format_time, server_time
 from tap_cronofy.errors import AccountError, CronofyAPIError, ExpiredPageError

@@ -1,0 +1,137 @@
+"""Running the real tap against the simulator, and what to expect from the simulator's data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from simulator.core import DAYS_AHEAD, DAYS_BACK, Simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Small waits so that retry tests stay fast.
+FAST_RETRIES = {"backoff_factor_seconds": 0.01, "max_retry_wait_seconds": 0.3, "max_retries": 4}
+
+
+@dataclass
+class TapRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict] = field(default_factory=list)
+
+    def records(self, stream: str | None = None) -> list[dict]:
+        return [
+            m["record"] for m in self.messages
+            if m["type"] == "RECORD" and (stream is None or m["stream"] == stream)
+        ]
+
+    @property
+    def states(self) -> list[dict]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def state(self) -> dict | None:
+        return self.states[-1] if self.states else None
+
+    def keys(self, stream: str = "free_busy") -> list[tuple]:
+        if stream == "free_busy":
+            return [(r["account_id"], r["calendar_id"], r["event_uid"]) for r in self.records(stream)]
+        return [r["scheduling_request_id"] for r in self.records(stream)]
+
+
+def run_tap(config: dict, state: dict | None = None, *, streams: list[str] | None = None,
+            extra_args: list[str] | None = None, env: dict | None = None,
+            timeout: float = 120) -> TapRun:
+    """Run ``tap-cronofy`` as a process, as Meltano would, and parse its output."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config_path = Path(tmp, "config.json")
+        config_path.write_text(json.dumps(config))
+        args = [sys.executable, "-m", "tap_cronofy", "--config", str(config_path)]
+        if state is not None:
+            Path(tmp, "state.json").write_text(json.dumps(state))
+            args += ["--state", str(Path(tmp, "state.json"))]
+        if streams is not None:
+            catalog = select_streams(streams)
+            Path(tmp, "catalog.json").write_text(json.dumps(catalog))
+            args += ["--catalog", str(Path(tmp, "catalog.json"))]
+        args += extra_args or []
+        process = subprocess.run(
+            args, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+            env={**os.environ, **(env or {})}, check=False,
+        )
+    messages = [json.loads(line) for line in process.stdout.splitlines() if line.startswith("{")]
+    return TapRun(process.returncode, process.stdout, process.stderr, messages)
+
+
+_CATALOG: dict | None = None
+
+
+def discovered_catalog() -> dict:
+    global _CATALOG  # noqa: PLW0603
+    if _CATALOG is None:
+        _CATALOG = json.loads((ROOT / "catalog.json").read_text())
+    return _CATALOG
+
+
+def select_streams(streams: list[str]) -> dict:
+    catalog = json.loads(json.dumps(discovered_catalog()))
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
+
+
+def tap_config(sim: Simulator, url: str, **overrides: object) -> dict:
+    config = {
+        "api_url": url,
+        "client_id": sim.client_id,
+        "client_secret": sim.client_secret,
+        "accounts": [
+            {"account_id": a.account_id, "access_token": a.access_token,
+             "refresh_token": a.refresh_token}
+            for a in sim.accounts.values()
+        ],
+        **FAST_RETRIES,
+    }
+    config.update(overrides)
+    return config
+
+
+def expected_first_sync(sim: Simulator, tzid: str = "Etc/UTC", *, include_managed: bool = True,
+                        calendar_ids: set[str] | None = None,
+                        window: tuple[dt.date, dt.date] | None = None) -> set[tuple]:
+    """Keys a full first sync must emit, computed from the simulator's stored events and the
+    document's rules (not from the simulator's query code)."""
+    zone = ZoneInfo(tzid)
+    today = sim.now_dt().astimezone(zone).date()
+    first, last = window or (today - dt.timedelta(days=DAYS_BACK), today + dt.timedelta(days=DAYS_AHEAD))
+    lower = dt.datetime.combine(first, dt.time(), zone)
+    upper = dt.datetime.combine(last, dt.time(), zone)
+    keys = set()
+    for account in sim.accounts.values():
+        for event in account.events.values():
+            if event.deleted or (event.managed and not include_managed):
+                continue
+            if calendar_ids and event.calendar_id not in calendar_ids:
+                continue
+            start, end = event.bounds(zone)
+            in_window = start < upper and end >= lower
+            if in_window or (event.managed and window is None):
+                keys.add((account.account_id, event.calendar_id, event.event_uid))
+    return keys
+
+
+def selected_events(sim: Simulator) -> dict[tuple, object]:
+    return {
+        (a.account_id, e.calendar_id, e.event_uid): e
+        for a in sim.accounts.values() for e in a.events.values()
+    }

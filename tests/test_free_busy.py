@@ -1,0 +1,300 @@
+"""The free_busy stream end to end against the simulator: full, incremental, accounts."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from jsonschema import Draft7Validator, FormatChecker
+
+from tests.helpers import (
+    discovered_catalog,
+    expected_first_sync,
+    run_tap,
+    selected_events,
+    tap_config,
+)
+
+FB = ["free_busy"]
+
+
+def schema_of(stream: str) -> dict:
+    return next(s["schema"] for s in discovered_catalog()["streams"] if s["tap_stream_id"] == stream)
+
+
+def test_first_run_emits_exactly_the_window(sim):
+    run = run_tap(tap_config(sim, sim.url), streams=FB)
+    assert run.returncode == 0, run.stderr
+    keys = run.keys()
+    assert len(keys) == len(set(keys)), "a record was emitted twice"
+    expected = expected_first_sync(sim)
+    assert set(keys) == expected
+    # The seed covers what the document distinguishes, so the comparison means something.
+    events = selected_events(sim)
+    emitted = [events[k] for k in keys]
+    assert {e.status for e in emitted} == {"busy", "tentative", "free", "unknown"}
+    assert any(e.managed for e in emitted) and any(e.all_day for e in emitted)
+    assert any(not e.all_day for e in emitted)
+    assert any(e.deleted for e in events.values()), "seed has deleted events (not emitted)"
+    outside = [k for k, e in events.items() if k not in expected and not e.deleted and not e.managed]
+    assert outside, "seed has events outside the window"
+
+
+def test_records_carry_the_api_values_and_validate(sim):
+    run = run_tap(tap_config(sim, sim.url), streams=FB)
+    validator = Draft7Validator(schema_of("free_busy"), format_checker=FormatChecker())
+    events = selected_events(sim)
+    records = run.records("free_busy")
+    assert records
+    for record in records:
+        errors = list(validator.iter_errors(record))
+        assert not errors, (record, errors)
+        event = events[(record["account_id"], record["calendar_id"], record["event_uid"])]
+        assert record["start"] == event.start and record["end"] == event.end
+        assert record["free_busy_status"] == event.status
+        assert record["event_id"] == (event.event_id if event.managed else None)
+        assert record["all_day"] is event.all_day
+        assert record["deleted"] is False and record["_sdc_deleted_at"] is None
+        if event.all_day:
+            assert record["start_time"] == f"{event.start}T00:00:00Z"
+        else:
+            assert record["start_time"] == event.start
+    assert any("日程" in (r["event_id"] or "") for r in records), "unicode event ids survive"
+
+
+def test_primary_keys_are_unique_across_accounts_and_pages(sim):
+    run = run_tap(tap_config(sim, sim.url), streams=FB)
+    counts = collections.Counter(run.keys())
+    assert counts and max(counts.values()) == 1
+    pages = [r for r in sim.requests if r["path"].startswith("/v1/free_busy/pages/")]
+    assert pages, "the data spans several pages"
+
+
+def test_next_pages_are_fetched_without_the_first_query(sim):
+    run = run_tap(tap_config(sim, sim.url), streams=FB)
+    assert run.returncode == 0
+    first = [r for r in sim.requests if r["path"] == "/v1/free_busy"]
+    later = [r for r in sim.requests if r["path"].startswith("/v1/free_busy/pages/")]
+    assert len(first) == len(sim.accounts)
+    assert later and all(r["query"] == "" for r in later)
+    params = first[0]["params"]
+    assert params["tzid"] == ["Etc/UTC"]
+    for flag in ("include_ids", "include_free", "include_managed"):
+        assert params[flag] == ["true"]
+    assert "last_modified" not in params and "from" not in params
+
+
+def test_second_run_emits_exactly_what_changed(sim):
+    config = tap_config(sim, sim.url)
+    first = run_tap(config, streams=FB)
+    assert first.returncode == 0
+    sim.advance(60)
+    (a, b, c) = list(sim.accounts)
+    events_a = [e for e in sim.events_of(a) if not e.deleted and not e.managed and not e.all_day]
+    modified = sim.modify_event(a, events_a[0].event_uid, status="tentative" if events_a[0].status != "tentative" else "busy")
+    deleted = sim.delete_event(a, events_a[1].event_uid)
+    created = sim.create_event(c, status="busy")
+    sim.advance(60)
+
+    second = run_tap(config, first.state, streams=FB)
+    assert second.returncode == 0, second.stderr
+    got = {(r["account_id"], r["event_uid"]): r for r in second.records("free_busy")}
+    assert set(got) == {(a, modified.event_uid), (a, deleted.event_uid), (c, created.event_uid)}
+    assert got[(a, modified.event_uid)]["free_busy_status"] == modified.status
+    assert got[(a, deleted.event_uid)]["deleted"] is True
+    assert got[(a, deleted.event_uid)]["_sdc_deleted_at"] == got[(a, deleted.event_uid)]["last_modified"]
+    assert got[(c, created.event_uid)]["deleted"] is False
+    incremental = [r for r in sim.requests if r["path"] == "/v1/free_busy"][-3:]
+    for request in incremental:
+        params = request["params"]
+        assert "from" not in params and "to" not in params
+        assert params["include_deleted"] == ["true"] and params["last_modified"]
+
+    sim.advance(10)
+    third = run_tap(config, second.state, streams=FB)
+    assert third.records("free_busy") == [], "nothing changed since the second run"
+    bookmarks = {p["context"]["account_id"]: p["replication_key_value"]
+                 for p in third.state["bookmarks"]["free_busy"]["partitions"]}
+    previous = {p["context"]["account_id"]: p["replication_key_value"]
+                for p in second.state["bookmarks"]["free_busy"]["partitions"]}
+    assert set(bookmarks) == set(sim.accounts)
+    assert all(bookmarks[k] > previous[k] for k in bookmarks), "empty accounts advance too"
+
+
+def test_bookmark_is_cronofys_clock_and_skew_loses_nothing(sim):
+    sim.clock_offset = -900  # Cronofy 15 minutes behind this host
+    config = tap_config(sim, sim.url)
+    first = run_tap(config, streams=FB)
+    value = first.state["bookmarks"]["free_busy"]["partitions"][0]["replication_key_value"]
+    bookmark = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    assert abs((bookmark - sim.now_dt()).total_seconds()) < 60, "bookmark follows the Date header"
+    account = next(iter(sim.accounts))
+    target = next(e for e in sim.events_of(account) if not e.deleted and not e.managed)
+    sim.advance(30)  # a change 30 s later by Cronofy's clock: still before this host's "now"
+    sim.modify_event(account, target.event_uid, status="unknown")
+    second = run_tap(config, first.state, streams=FB)
+    assert [(r["account_id"], r["event_uid"]) for r in second.records()] == [(account, target.event_uid)]
+
+
+def test_clock_ahead_of_this_host_loses_nothing(sim):
+    sim.clock_offset = 900
+    config = tap_config(sim, sim.url)
+    first = run_tap(config, streams=FB)
+    sim.advance(30)
+    account = next(iter(sim.accounts))
+    target = next(e for e in sim.events_of(account) if not e.deleted and not e.managed)
+    sim.modify_event(account, target.event_uid, status="unknown")
+    second = run_tap(config, first.state, streams=FB)
+    assert [(r["account_id"], r["event_uid"]) for r in second.records()] == [(account, target.event_uid)]
+
+
+def test_accounts_are_isolated_and_partitions_ignore_list_order(sim):
+    config = tap_config(sim, sim.url)
+    first = run_tap(config, streams=FB)
+    for record in first.records():
+        assert record["calendar_id"] in sim.accounts[record["account_id"]].calendars
+    requests_by_account = collections.Counter(r["account_id"] for r in sim.requests)
+    assert set(requests_by_account) == set(sim.accounts)
+    contexts = [p["context"] for p in first.state["bookmarks"]["free_busy"]["partitions"]]
+    assert contexts == [{"account_id": a} for a in sorted(sim.accounts)]
+    assert not any(secret in json.dumps(first.state)
+                   for a in sim.accounts.values() for secret in (a.access_token, a.refresh_token))
+
+    reordered = dict(config, accounts=list(reversed(config["accounts"])))
+    sim.advance(60)
+    account = sorted(sim.accounts)[1]
+    target = next(e for e in sim.events_of(account) if not e.deleted)
+    sim.modify_event(account, target.event_uid, status="busy")
+    second = run_tap(reordered, first.state, streams=FB)
+    assert [r["event_uid"] for r in second.records()] == [target.event_uid]
+    assert [p["context"] for p in second.state["bookmarks"]["free_busy"]["partitions"]] == contexts
+
+
+def test_a_token_configured_under_the_wrong_account_is_reported(sim):
+    config = tap_config(sim, sim.url)
+    one, two = config["accounts"][0], config["accounts"][1]
+    one["access_token"], two["access_token"] = two["access_token"], one["access_token"]
+    run = run_tap(config, streams=FB)
+    assert run.returncode != 0
+    assert "belongs to" in run.stderr
+    assert {r["account_id"] for r in run.records()} == {config["accounts"][2]["account_id"]}
+
+
+def test_single_access_token_resolves_its_account_id(sim):
+    account = next(iter(sim.accounts.values()))
+    config = tap_config(sim, sim.url)
+    del config["accounts"]
+    config.update(access_token=account.access_token, refresh_token=account.refresh_token)
+    run = run_tap(config, streams=FB)
+    assert run.returncode == 0, run.stderr
+    assert {r["account_id"] for r in run.records()} == {account.account_id}
+    assert {k for k in expected_first_sync(sim) if k[0] == account.account_id} == set(run.keys())
+    assert run.state["bookmarks"]["free_busy"]["partitions"][0]["context"] == {"account_id": account.account_id}
+
+
+def test_refresh_once_on_401_and_keep_the_rotated_token(sim):
+    account_id = next(iter(sim.accounts))
+    config = tap_config(sim, sim.url)
+    sim.expire_access_token(account_id)  # the configured token is now refused with 401
+    run = run_tap(config, streams=FB)
+    assert run.returncode == 0, run.stderr
+    refreshes = [r for r in sim.requests if r["path"] == "/oauth/token"]
+    assert len(refreshes) == 1
+    body = json.loads(refreshes[0]["body"])
+    assert body["grant_type"] == "refresh_token" and body["client_id"] == sim.client_id
+    assert "Authorization" not in refreshes[0] or refreshes[0].get("authorization") is None
+    assert {k for k in expected_first_sync(sim) if k[0] == account_id} == {
+        k for k in run.keys() if k[0] == account_id}
+    # every page after the refresh used the new token
+    new_token = sim.accounts[account_id].access_token
+    later = [r for r in sim.requests if r["account_id"] == account_id]
+    assert later and all(r["authorization"] == f"Bearer {new_token}" for r in later)
+
+
+def test_rotated_refresh_token_is_used_for_the_next_refresh(sim):
+    from tap_cronofy.auth import AccountAuth
+    from tap_cronofy.settings import AccountConfig
+    from tap_cronofy.tap import TapCronofy
+
+    account = next(iter(sim.accounts.values()))
+    tap = TapCronofy(config=tap_config(sim, sim.url))
+    stream = tap.streams["free_busy"]
+    auth = AccountAuth(sim.url, AccountConfig(account.account_id, account.access_token,
+                                              account.refresh_token),
+                       client_id=sim.client_id, client_secret=sim.client_secret)
+    auth.refresh(auth.token, stream.post_json)
+    auth.refresh(auth.token, stream.post_json)  # the first refresh rotated the refresh token
+    assert auth.refresh_count == 2
+    assert auth.token == sim.accounts[account.account_id].access_token
+
+
+def test_localized_times_keep_offsets_and_zone(sim):
+    run = run_tap(tap_config(sim, sim.url, localized_times=True, tzid="America/Chicago"), streams=FB)
+    assert run.returncode == 0, run.stderr
+    records = run.records()
+    validator = Draft7Validator(schema_of("free_busy"), format_checker=FormatChecker())
+    timed = [r for r in records if not r["all_day"]]
+    all_day = [r for r in records if r["all_day"]]
+    assert timed and all_day
+    for record in records:
+        assert not list(validator.iter_errors(record))
+        assert record["start_tzid"] == "America/Chicago"
+    for record in timed:
+        local = dt.datetime.fromisoformat(record["start"])
+        assert local.utcoffset() in (dt.timedelta(hours=-6), dt.timedelta(hours=-5))
+        assert record["start_time"] == local.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for record in all_day:
+        midnight = dt.datetime.fromisoformat(record["start"] + "T00:00:00-06:00")
+        assert record["start_time"] in (
+            midnight.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            (midnight - dt.timedelta(hours=1)).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+    assert set(run.keys()) == expected_first_sync(sim, "America/Chicago")
+
+
+def test_calendar_ids_and_include_managed_filter(sim):
+    calendars = [a.calendars[0] for a in sim.accounts.values()]
+    run = run_tap(tap_config(sim, sim.url, calendar_ids=calendars, include_managed=False), streams=FB)
+    assert run.returncode == 0, run.stderr
+    assert set(run.keys()) == expected_first_sync(sim, include_managed=False, calendar_ids=set(calendars))
+    first = [r for r in sim.requests if r["path"] == "/v1/free_busy"][0]
+    assert first["query"].count("calendar_ids%5B%5D=") == len(calendars)  # one per calendar
+    assert parse_qs(first["query"])["calendar_ids[]"] == calendars
+    assert first["params"]["include_managed"] == ["false"]
+
+
+def test_start_and_end_date_are_clamped_not_rejected(sim):
+    today = sim.now_dt().date()
+    run = run_tap(tap_config(sim, sim.url, start_date="2000-01-01", end_date="2999-01-01"), streams=FB)
+    assert run.returncode == 0, run.stderr
+    assert "further back than Cronofy allows" in run.stderr
+    assert "further ahead than Cronofy allows" in run.stderr
+    params = [r for r in sim.requests if r["path"] == "/v1/free_busy"][0]["params"]
+    first, last = dt.date.fromisoformat(params["from"][0]), dt.date.fromisoformat(params["to"][0])
+    assert today - dt.timedelta(days=42) <= first and last <= today + dt.timedelta(days=201)
+    assert set(run.keys()) == expected_first_sync(sim, window=(first, last))
+
+
+def test_start_date_bounds_only_the_first_sync(sim):
+    today = sim.now_dt().date()
+    window = (today, today + dt.timedelta(days=30))
+    config = tap_config(sim, sim.url, start_date=window[0].isoformat(), end_date=window[1].isoformat())
+    first = run_tap(config, streams=FB)
+    assert set(first.keys()) == expected_first_sync(sim, window=window)
+    later = run_tap(config, first.state, streams=FB)
+    params = [r for r in sim.requests if r["path"] == "/v1/free_busy"][-1]["params"]
+    assert "from" not in params and later.records() == []
+
+
+@pytest.mark.parametrize("page_size", [1, 500])
+def test_page_sizes_do_not_change_the_result(sim, page_size):
+    sim.page_size = page_size
+    run = run_tap(tap_config(sim, sim.url, max_parallel_accounts=2), streams=FB)
+    assert run.returncode == 0
+    assert sorted(run.keys()) == sorted(expected_first_sync(sim))
+    first_urls = [r for r in sim.requests if r["path"] == "/v1/free_busy"]
+    assert len(first_urls) == 3
+    assert all(urlsplit(r["path"]).path for r in first_urls)
