@@ -26,9 +26,13 @@ def main() -> None:
     parser.add_argument("--write-config", help="write a tap config for the seeded accounts here")
     args = parser.parse_args()
 
-    sim = Simulator(seed=args.seed, accounts=args.accounts,
-                    events_per_account=args.events_per_account, page_size=args.page_size,
-                    scheduling_requests=args.scheduling_requests)
+    sim = Simulator(
+        seed=args.seed,
+        accounts=args.accounts,
+        events_per_account=args.events_per_account,
+        page_size=args.page_size,
+        scheduling_requests=args.scheduling_requests,
+    )
     sim.latency = args.latency
     if args.rate_limit_per_second:
         sim.rate_limits.append((args.rate_limit_per_second, 1.0))
@@ -55,8 +59,11 @@ def tap_config(sim: Simulator, url: str) -> dict:
         "client_id": sim.client_id,
         "client_secret": sim.client_secret,
         "accounts": [
-            {"account_id": a.account_id, "access_token": a.access_token,
-             "refresh_token": a.refresh_token}
+            {
+                "account_id": a.account_id,
+                "access_token": a.access_token,
+                "refresh_token": a.refresh_token,
+            }
             for a in sim.accounts.values()
         ],
         "scheduling_request_ids": list(sim.scheduling),

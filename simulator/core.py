@@ -111,8 +111,14 @@ class Query:
 class Simulator:
     """State and behaviour of the simulated API."""
 
-    def __init__(self, seed: int = 7, accounts: int = 3, events_per_account: int = 60,
-                 page_size: int = 25, scheduling_requests: int = 40) -> None:
+    def __init__(
+        self,
+        seed: int = 7,
+        accounts: int = 3,
+        events_per_account: int = 60,
+        page_size: int = 25,
+        scheduling_requests: int = 40,
+    ) -> None:
         self.lock = threading.RLock()
         self.client_id = "sim-client-id"
         self.client_secret = "sim-client-secret-9f8e7d"
@@ -133,8 +139,12 @@ class Simulator:
         self.accounts: dict[str, Account] = {}
         self.scheduling: dict[str, dict] = {}
         self._created: dict[str, float] = {}
-        self.reset(seed=seed, accounts=accounts, events_per_account=events_per_account,
-                   scheduling_requests=scheduling_requests)
+        self.reset(
+            seed=seed,
+            accounts=accounts,
+            events_per_account=events_per_account,
+            scheduling_requests=scheduling_requests,
+        )
 
     # Clock
 
@@ -150,8 +160,14 @@ class Simulator:
 
     # Seed data
 
-    def reset(self, *, seed: int = 7, accounts: int = 3, events_per_account: int = 60,
-              scheduling_requests: int = 40) -> None:
+    def reset(
+        self,
+        *,
+        seed: int = 7,
+        accounts: int = 3,
+        events_per_account: int = 60,
+        scheduling_requests: int = 40,
+    ) -> None:
         with self.lock:
             rng = random.Random(seed)
             self.accounts = {}
@@ -179,8 +195,14 @@ class Simulator:
         self.add_events(account_id, events, rng)
         return account
 
-    def add_events(self, account_id: str, count: int, rng: random.Random | None = None,
-                   *, days: tuple[int, int] = (-60, 230)) -> list[Event]:
+    def add_events(
+        self,
+        account_id: str,
+        count: int,
+        rng: random.Random | None = None,
+        *,
+        days: tuple[int, int] = (-60, 230),
+    ) -> list[Event]:
         """Seed ``count`` events: timed and all-day, every status, managed, deleted, unicode
         event ids, some outside Cronofy's default window."""
         rng = rng or random.Random(count)
@@ -194,10 +216,18 @@ class Simulator:
                 calendar = account.calendars[number % len(account.calendars)]
                 day = today + dt.timedelta(days=rng.randint(*days))
                 if number % 7 == 3:
-                    start, end = day.date().isoformat(), (day + dt.timedelta(days=1 + number % 2)).date().isoformat()
+                    start, end = (
+                        day.date().isoformat(),
+                        (day + dt.timedelta(days=1 + number % 2)).date().isoformat(),
+                    )
                 else:
-                    begin = day + dt.timedelta(hours=rng.randint(6, 20), minutes=rng.choice((0, 15, 30)))
-                    start, end = fmt_time(begin), fmt_time(begin + dt.timedelta(minutes=rng.choice((15, 30, 60, 90))))
+                    begin = day + dt.timedelta(
+                        hours=rng.randint(6, 20), minutes=rng.choice((0, 15, 30))
+                    )
+                    start, end = (
+                        fmt_time(begin),
+                        fmt_time(begin + dt.timedelta(minutes=rng.choice((15, 30, 60, 90)))),
+                    )
                 managed = number % 5 == 1
                 event = Event(
                     calendar_id=calendar,
@@ -207,7 +237,9 @@ class Simulator:
                     status=STATUSES[number % len(STATUSES)],
                     last_modified=self.now() - rng.randint(3600, 30 * 86400),
                     managed=managed,
-                    event_id=(f"réunion-{number}-日程" if number % 2 else f"app-{number}") if managed else None,
+                    event_id=(f"réunion-{number}-日程" if number % 2 else f"app-{number}")
+                    if managed
+                    else None,
                     deleted=number % 11 == 5,
                 )
                 account.events[(calendar, event.event_uid)] = event
@@ -225,25 +257,33 @@ class Simulator:
             "dashboard_url": f"https://app.cronofy.com/scheduler/requests/{request_id[4:]}",
             "summary": f"Interview {index} – café ☕",
             "recipient_operations": {"view_url": f"https://app.cronofy.com/rts/{short}"},
-            "recipients": [{
-                "email": f"candidate{index}@example.com",
-                "display_name": f"Candidate {index}",
-                "slot_selector": True,
-                "select_url": f"https://app.cronofy.com/rts/{short}",
-            }],
+            "recipients": [
+                {
+                    "email": f"candidate{index}@example.com",
+                    "display_name": f"Candidate {index}",
+                    "slot_selector": True,
+                    "select_url": f"https://app.cronofy.com/rts/{short}",
+                }
+            ],
             "event": {"summary": f"Interview {index} – café ☕"},
         }
         if index % 3 != 0:
-            request["recipient_operations"]["decline_url"] = f"https://app.cronofy.com/rts/{short}?decline=true"
-            request["recipient_operations"]["reschedule_url"] = f"https://app.cronofy.com/rts/{short}?reschedule=true"
+            request["recipient_operations"]["decline_url"] = (
+                f"https://app.cronofy.com/rts/{short}?decline=true"
+            )
+            request["recipient_operations"]["reschedule_url"] = (
+                f"https://app.cronofy.com/rts/{short}?reschedule=true"
+            )
         if index % 4 == 2:
             del request["recipients"][0]["select_url"]
         if index % 2 == 0:
-            request["collaborator_groups"] = [{
-                "name": "Interviewers",
-                "members": [{"sub": f"acc_{rng.getrandbits(48):012x}"} for _ in range(3)],
-                "required": "all" if index % 4 == 0 else 1 + index % 3,
-            }]
+            request["collaborator_groups"] = [
+                {
+                    "name": "Interviewers",
+                    "members": [{"sub": f"acc_{rng.getrandbits(48):012x}"} for _ in range(3)],
+                    "required": "all" if index % 4 == 0 else 1 + index % 3,
+                }
+            ]
         if index % 5 == 1:
             request["buffer"] = {"before": {"minutes": 15}, "after": {"minutes": 5 * (index % 4)}}
         if index % 6 == 4:
@@ -254,9 +294,14 @@ class Simulator:
         self._created[request_id] = self.now() - 86400 * 30 + index * 60
 
     def _choose_slot(self, request: dict, index: int) -> None:
-        begin = self.now_dt().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=2 + index)
+        begin = self.now_dt().replace(minute=0, second=0, microsecond=0) + dt.timedelta(
+            days=2 + index
+        )
         request["event"]["start"] = {"time": fmt_time(begin), "tzid": "Europe/London"}
-        request["event"]["end"] = {"time": fmt_time(begin + dt.timedelta(minutes=30)), "tzid": "Europe/London"}
+        request["event"]["end"] = {
+            "time": fmt_time(begin + dt.timedelta(minutes=30)),
+            "tzid": "Europe/London",
+        }
 
     # Changes between runs
 
@@ -278,7 +323,9 @@ class Simulator:
             values.setdefault("status", "busy")
             values.setdefault("event_uid", f"evt_new_{secrets.token_hex(6)}")
             if "start" not in values:
-                begin = self.now_dt().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+                begin = self.now_dt().replace(minute=0, second=0, microsecond=0) + dt.timedelta(
+                    days=1
+                )
                 values["start"] = fmt_time(begin)
                 values["end"] = fmt_time(begin + dt.timedelta(hours=1))
             event = Event(last_modified=self.now(), **values)  # type: ignore[arg-type]
@@ -312,8 +359,10 @@ class Simulator:
     def take_fault(self, path: str, account_id: str | None) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.times > 0 and path.startswith(fault.path) and (
-                    fault.account_id is None or fault.account_id == account_id
+                if (
+                    fault.times > 0
+                    and path.startswith(fault.path)
+                    and (fault.account_id is None or fault.account_id == account_id)
                 ):
                     fault.times -= 1
                     return fault
@@ -348,7 +397,10 @@ class Simulator:
         with self.lock:
             if body.get("grant_type") != "refresh_token":
                 raise APIError(400, {"error": "unsupported_grant_type"})
-            if body.get("client_id") != self.client_id or body.get("client_secret") != self.client_secret:
+            if (
+                body.get("client_id") != self.client_id
+                or body.get("client_secret") != self.client_secret
+            ):
                 raise APIError(400, {"error": "invalid_client"})
             for account in self.accounts.values():
                 if account.refresh_token == body.get("refresh_token") and not account.revoked:
@@ -378,9 +430,17 @@ class Simulator:
 
     def free_busy(self, token: str | None, params: dict[str, list[str]], base_url: str) -> dict:
         account = self.authorize(token)
-        flag = {name: (params.get(name) or ["false"])[-1] == "true" for name in (
-            "include_managed", "include_free", "include_deleted", "include_ids",
-            "include_userinfo", "localized_times")}
+        flag = {
+            name: (params.get(name) or ["false"])[-1] == "true"
+            for name in (
+                "include_managed",
+                "include_free",
+                "include_deleted",
+                "include_ids",
+                "include_userinfo",
+                "localized_times",
+            )
+        }
         tzid = (params.get("tzid") or [None])[-1]
         if not tzid:
             raise field_error("tzid", "errors.required", "required")
@@ -389,7 +449,9 @@ class Simulator:
         try:
             zone = ZoneInfo(tzid)
         except ZoneInfoNotFoundError as exc:
-            raise field_error("tzid", "errors.invalid_tzid", "must be a known time zone identifier") from exc
+            raise field_error(
+                "tzid", "errors.invalid_tzid", "must be a known time zone identifier"
+            ) from exc
         today = self.now_dt().astimezone(zone).date()
         dates = {}
         for name in ("from", "to"):
@@ -397,11 +459,17 @@ class Simulator:
                 try:
                     dates[name] = dt.date.fromisoformat(params[name][-1])
                 except ValueError as exc:
-                    raise field_error(name, "errors.invalid_date", "must be a Date (YYYY-MM-DD)") from exc
+                    raise field_error(
+                        name, "errors.invalid_date", "must be a Date (YYYY-MM-DD)"
+                    ) from exc
         if "from" in dates and dates["from"] < today - dt.timedelta(days=DAYS_BACK):
-            raise field_error("from", "errors.too_far_in_past", f"must be no earlier than {DAYS_BACK} days ago")
+            raise field_error(
+                "from", "errors.too_far_in_past", f"must be no earlier than {DAYS_BACK} days ago"
+            )
         if "to" in dates and dates["to"] > today + dt.timedelta(days=DAYS_AHEAD):
-            raise field_error("to", "errors.too_far_in_future", f"must be no later than {DAYS_AHEAD} days ahead")
+            raise field_error(
+                "to", "errors.too_far_in_future", f"must be no later than {DAYS_AHEAD} days ahead"
+            )
         window_from = dates.get("from", today - dt.timedelta(days=DAYS_BACK))
         window_to = dates.get("to", today + dt.timedelta(days=DAYS_AHEAD))
         if window_from >= window_to:
@@ -431,14 +499,23 @@ class Simulator:
                 if calendars and event.calendar_id not in calendars:
                     continue
                 start, end = event.bounds(zone)
-                if not (event.managed and unbounded_managed) and not (start < upper and end >= lower):
+                if not (event.managed and unbounded_managed) and not (
+                    start < upper and end >= lower
+                ):
                     continue
-                selected.append((start, event.calendar_id, event.event_uid, self._period(event, zone, tzid, flag)))
+                selected.append(
+                    (
+                        start,
+                        event.calendar_id,
+                        event.event_uid,
+                        self._period(event, zone, tzid, flag),
+                    )
+                )
             selected.sort(key=lambda item: item[:3])
             periods = [item[3] for item in selected]
             userinfo = self.userinfo(account) if flag["include_userinfo"] else None
             size = max(1, self.page_size)
-            pages = [periods[i:i + size] for i in range(0, len(periods), size)] or [[]]
+            pages = [periods[i : i + size] for i in range(0, len(periods), size)] or [[]]
             query_id = secrets.token_hex(8)
             self._queries[query_id] = Query(account.account_id, pages, userinfo)
             return self._page(query_id, 1, base_url)
@@ -446,10 +523,16 @@ class Simulator:
     @staticmethod
     def _period(event: Event, zone: ZoneInfo, tzid: str, flag: dict[str, bool]) -> dict:
         if flag["localized_times"]:
+
             def local(value: str) -> dict:
                 text = value if len(value) == 10 else parse_time(value).astimezone(zone).isoformat()
                 return {"time": text, "tzid": tzid}
-            period: dict = {"calendar_id": event.calendar_id, "start": local(event.start), "end": local(event.end)}
+
+            period: dict = {
+                "calendar_id": event.calendar_id,
+                "start": local(event.start),
+                "end": local(event.end),
+            }
         else:
             period = {"calendar_id": event.calendar_id, "start": event.start, "end": event.end}
         period["free_busy_status"] = event.status
@@ -496,13 +579,17 @@ class Simulator:
             "name": account.name,
             "zoneinfo": "Europe/London",
             "cronofy.type": "userinfo",
-            "cronofy.data": {"profiles": [{
-                "provider_name": "google",
-                "profile_id": f"pro_{account.account_id[4:]}",
-                "profile_name": account.email,
-                "profile_connected": True,
-                "profile_calendars": [{"calendar_id": c} for c in account.calendars],
-            }]},
+            "cronofy.data": {
+                "profiles": [
+                    {
+                        "provider_name": "google",
+                        "profile_id": f"pro_{account.account_id[4:]}",
+                        "profile_name": account.email,
+                        "profile_connected": True,
+                        "profile_calendars": [{"calendar_id": c} for c in account.calendars],
+                    }
+                ]
+            },
         }
 
     # Scheduling requests
@@ -518,9 +605,11 @@ class Simulator:
         with self.lock:
             found = [i for i in dict.fromkeys(ids) if i in self.scheduling]
             newest_first = sorted(found, key=lambda i: self._created[i], reverse=True)[:10]
-            return {"scheduling_requests": [
-                {"scheduling_request": copy.deepcopy(self.scheduling[i])} for i in newest_first
-            ]}
+            return {
+                "scheduling_requests": [
+                    {"scheduling_request": copy.deepcopy(self.scheduling[i])} for i in newest_first
+                ]
+            }
 
     # Expectations for tests and the demo, computed from the stored data
 

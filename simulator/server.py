@@ -17,27 +17,29 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: SimulatorServer
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # quiet; the request log is in Simulator.requests
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The ``Date`` header follows the simulator clock (which may be skewed)."""
-        return email.utils.formatdate(self.sim.now() if timestamp is None else timestamp, usegmt=True)
+        return email.utils.formatdate(
+            self.sim.now() if timestamp is None else timestamp, usegmt=True
+        )
 
     @property
     def sim(self) -> Simulator:
         return self.server.sim
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.handle_any("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.handle_any("POST")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self.handle_any("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self.handle_any("DELETE")
 
     # Plumbing
@@ -51,7 +53,8 @@ class Handler(BaseHTTPRequestHandler):
         return value[7:] if value.startswith("Bearer ") else None
 
     def base_url(self) -> str:
-        return f"http://{self.headers.get('Host') or '%s:%d' % self.server.server_address[:2]}"
+        host, port = self.server.server_address[:2]
+        return f"http://{self.headers.get('Host') or f'{host}:{port}'}"
 
     def send_json(self, status: int, body: object, headers: dict | None = None) -> None:
         payload = json.dumps(body, ensure_ascii=False).encode()
@@ -72,16 +75,18 @@ class Handler(BaseHTTPRequestHandler):
         token = self.bearer()
         account = self.sim.account_for_token(token)
         with self.sim.lock:
-            self.sim.requests.append({
-                "method": method,
-                "path": url.path,
-                "query": url.query,
-                "params": parse_qs(url.query, keep_blank_values=True),
-                "authorization": self.headers.get("Authorization"),
-                "account_id": account.account_id if account else None,
-                "body": body.decode("utf-8", "replace") if self.sim.log_bodies else None,
-                "at": time.time(),
-            })
+            self.sim.requests.append(
+                {
+                    "method": method,
+                    "path": url.path,
+                    "query": url.query,
+                    "params": parse_qs(url.query, keep_blank_values=True),
+                    "authorization": self.headers.get("Authorization"),
+                    "account_id": account.account_id if account else None,
+                    "body": body.decode("utf-8", "replace") if self.sim.log_bodies else None,
+                    "at": time.time(),
+                }
+            )
         if self.sim.latency:
             time.sleep(self.sim.latency)
         fault = self.sim.take_fault(url.path, account.account_id if account else None)
@@ -118,7 +123,11 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.close()
             return True
         if kind in ("truncate", "garbage"):
-            payload = b'{"pages": {"current": 1, "total": 1}, "free_busy": [{"calend' if kind == "truncate" else b"<html>Bad Gateway</html>"
+            payload = (
+                b'{"pages": {"current": 1, "total": 1}, "free_busy": [{"calend'
+                if kind == "truncate"
+                else b"<html>Bad Gateway</html>"
+            )
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload) * (4 if kind == "truncate" else 1)))
@@ -131,9 +140,13 @@ class Handler(BaseHTTPRequestHandler):
             return True
         return False
 
-    def route(self, method: str, path: str, query: str, body: bytes, token: str | None) -> tuple[int, object]:
+    def route(
+        self, method: str, path: str, query: str, body: bytes, token: str | None
+    ) -> tuple[int, object]:
         if method == "GET" and path == "/v1/free_busy":
-            return 200, self.sim.free_busy(token, parse_qs(query, keep_blank_values=True), self.base_url())
+            return 200, self.sim.free_busy(
+                token, parse_qs(query, keep_blank_values=True), self.base_url()
+            )
         if method == "GET" and path.startswith("/v1/free_busy/pages/"):
             return 200, self.sim.next_page(token, path.rsplit("/", 1)[1], self.base_url())
         if method == "GET" and path == "/v1/userinfo":
@@ -141,7 +154,9 @@ class Handler(BaseHTTPRequestHandler):
         if method == "POST" and path == "/oauth/token":
             return 200, self.sim.refresh(parse_body(body, self.headers.get("Content-Type")))
         if method == "POST" and path == "/v1/scheduling_requests/query":
-            return 200, self.sim.query_scheduling_requests(token, parse_body(body, "application/json"))
+            return 200, self.sim.query_scheduling_requests(
+                token, parse_body(body, "application/json")
+            )
         raise APIError(404, {"error": "not_found"})
 
     # Control API, for the demo, benchmarks and a standalone simulator
@@ -158,22 +173,34 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, result)
 
     @staticmethod
-    def control_action(sim: Simulator, method: str, parts: list[str], data: dict) -> object:  # noqa: C901, PLR0911, PLR0912
+    def control_action(sim: Simulator, method: str, parts: list[str], data: dict) -> object:
         head = parts[0] if parts else ""
         if head == "accounts" and method == "GET":
-            return [{
-                "account_id": a.account_id, "access_token": a.access_token,
-                "refresh_token": a.refresh_token, "calendars": a.calendars,
-                "events": len(a.events),
-            } for a in sim.accounts.values()]
+            return [
+                {
+                    "account_id": a.account_id,
+                    "access_token": a.access_token,
+                    "refresh_token": a.refresh_token,
+                    "calendars": a.calendars,
+                    "events": len(a.events),
+                }
+                for a in sim.accounts.values()
+            ]
         if head == "app":
             return {"client_id": sim.client_id, "client_secret": sim.client_secret}
         if head == "reset" and method == "POST":
             sim.reset(**data)
             return {"accounts": len(sim.accounts)}
         if head == "config" and method == "POST":
-            for name in ("latency", "page_size", "clock_offset", "next_page_host",
-                         "scheduler_plan", "rotate_refresh_tokens", "log_bodies"):
+            for name in (
+                "latency",
+                "page_size",
+                "clock_offset",
+                "next_page_host",
+                "scheduler_plan",
+                "rotate_refresh_tokens",
+                "log_bodies",
+            ):
                 if name in data:
                     setattr(sim, name, data[name])
             if "rate_limits" in data:

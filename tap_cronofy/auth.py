@@ -124,7 +124,7 @@ class AccountAuth(BearerAuth):
             }
             url = f"{self.base_url}/oauth/token"
             response = post_json(url, body)
-            if response.status_code != 200:  # noqa: PLR2004
+            if response.status_code != 200:
                 error = _oauth_error(response)
                 raise AccountError(
                     self.account_id,

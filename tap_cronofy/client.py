@@ -149,7 +149,7 @@ class CronofyStream(RESTStream):
 
         def attempt(prepared: requests.PreparedRequest) -> requests.Response:
             response = self._send(prepared)
-            if response.status_code == HTTPStatus.TOO_MANY_REQUESTS or response.status_code >= 500:  # noqa: PLR2004
+            if response.status_code == HTTPStatus.TOO_MANY_REQUESTS or response.status_code >= 500:
                 raise RetriableAPIError(self.response_error_message(response), response)
             return response
 
@@ -203,12 +203,12 @@ class CronofyStream(RESTStream):
         self, response: requests.Response, context: Context | None = None
     ) -> None:
         status = response.status_code
-        if status < 300:  # noqa: PLR2004
+        if status < 300:
             return
         path = urlsplit(response.url).path
-        if status in self.extra_retry_statuses or status >= 500:  # noqa: PLR2004
+        if status in self.extra_retry_statuses or status >= 500:
             raise RetriableAPIError(self.response_error_message(response), response)
-        if 300 <= status < 400:  # noqa: PLR2004
+        if 300 <= status < 400:
             location = urlsplit(response.headers.get("Location", "")).netloc or "?"
             msg = (
                 f"{status} redirect to {location!r} for path {path}: not followed, so that "
@@ -216,7 +216,9 @@ class CronofyStream(RESTStream):
             )
             raise ForeignHostError(msg, status=status)
         if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN, HTTPStatus.LOCKED):
-            raise self.credential_error(context, status, f"{status} {response.reason} for path {path}")
+            raise self.credential_error(
+                context, status, f"{status} {response.reason} for path {path}"
+            )
         if status == HTTPStatus.NOT_FOUND and "/pages/" in path:
             msg = f"404 for page URL {path}: the page token expired"
             raise ExpiredPageError(msg, status=status)
@@ -233,7 +235,7 @@ class CronofyStream(RESTStream):
 
     def response_error_message(self, response: requests.Response) -> str:
         """Status and path only: bodies and URLs may echo credentials."""
-        kind = "Client" if response.status_code < 500 else "Server"  # noqa: PLR2004
+        kind = "Client" if response.status_code < 500 else "Server"
         return (
             f"{response.status_code} {kind} Error: {response.reason} "
             f"for path: {urlsplit(response.url).path}"
@@ -253,7 +255,7 @@ class CronofyStream(RESTStream):
         while True:
             wait = retry_after_seconds(exception)
             if wait is None:
-                wait = factor * (2**attempt) * (1 + random.random() / 10)  # noqa: S311
+                wait = factor * (2**attempt) * (1 + random.random() / 10)
             attempt += 1
             exception = yield min(wait, cap)
 
@@ -344,4 +346,3 @@ def describe_field_errors(response: requests.Response) -> str:
 def short_body(response: requests.Response, limit: int = 300) -> str:
     text = response.text[:limit] if response.content else "empty body"
     return SECRETS.redact(text)
-

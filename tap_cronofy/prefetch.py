@@ -11,7 +11,6 @@ from __future__ import annotations
 import queue
 import threading
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
 
 T = t.TypeVar("T")
 _DONE = object()
@@ -23,8 +22,8 @@ class _Failure:
 
 
 class OrderedPrefetcher(t.Generic[T]):
-    """Runs ``produce(key)`` for each key on worker threads, at most ``lookahead`` keys ahead
-    of the consumer, buffering at most ``buffer`` items per key."""
+    """Runs ``produce(key)`` for each key on daemon worker threads, at most ``workers`` keys
+    ahead of the consumer, buffering at most ``buffer`` items per key."""
 
     def __init__(
         self,
@@ -34,43 +33,57 @@ class OrderedPrefetcher(t.Generic[T]):
         workers: int,
         buffer: int = 2,
     ) -> None:
-        self._keys = keys
-        self._index = {key: i for i, key in enumerate(keys)}
+        self.keys = list(keys)
+        self._index = {key: i for i, key in enumerate(self.keys)}
         self._produce = produce
-        self._queues = {key: queue.Queue(maxsize=buffer) for key in keys}
+        self._queues: dict[str, queue.Queue] = {key: queue.Queue(maxsize=buffer) for key in keys}
         self._lookahead = max(1, workers)
+        self._next_key = 0
         self._consumed = 0
         self._cond = threading.Condition()
-        self._closed = False
-        self._executor = ThreadPoolExecutor(max_workers=max(1, workers),
-                                            thread_name_prefix="cronofy-prefetch")
-        for key in keys:  # FIFO: a key is never waiting for a thread behind a later one
-            self._executor.submit(self._run, key)
+        self.closed = False
+        self._threads = [
+            threading.Thread(target=self._work, daemon=True, name=f"cronofy-prefetch-{n}")
+            for n in range(min(self._lookahead, len(self.keys)))
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def _run(self, key: str) -> None:
-        position = self._index[key]
+    def _claim(self) -> str | None:
+        """The next key in order, once it is within the look-ahead window."""
         with self._cond:
-            while not self._closed and position >= self._consumed + self._lookahead:
+            while not self.closed:
+                if self._next_key >= len(self.keys):
+                    return None
+                if self._next_key < self._consumed + self._lookahead:
+                    key = self.keys[self._next_key]
+                    self._next_key += 1
+                    return key
                 self._cond.wait()
-        if self._closed:
-            return
-        target = self._queues[key]
-        try:
-            for item in self._produce(key):
-                if not self._put(target, item):
-                    return
-            self._put(target, _DONE)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer to raise
-            self._put(target, _Failure(error))
+            return None
+
+    def _work(self) -> None:
+        while (key := self._claim()) is not None:
+            target = self._queues[key]
+            try:
+                for item in self._produce(key):
+                    if not self._put(target, item):
+                        return
+                self._put(target, _DONE)
+            except BaseException as error:
+                self._put(target, _Failure(error))
 
     def _put(self, target: queue.Queue, item: object) -> bool:
-        while not self._closed:
+        while not self.closed:
             try:
-                target.put(item, timeout=0.2)
+                target.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
 
     def items(self, key: str) -> t.Iterator[T]:
         """The items of ``key``, in order; raises what its producer raised."""
@@ -87,9 +100,11 @@ class OrderedPrefetcher(t.Generic[T]):
             with self._cond:
                 self._consumed = max(self._consumed, self._index[key] + 1)
                 self._cond.notify_all()
+            if self._consumed >= len(self.keys):
+                self.close()
 
     def close(self) -> None:
+        """Stop the workers; safe to call more than once."""
         with self._cond:
-            self._closed = True
+            self.closed = True
             self._cond.notify_all()
-        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -16,9 +16,13 @@ class SlidingWindowLimiter:
     absorb the difference between when a request leaves here and when it arrives there.
     """
 
-    def __init__(self, limits: list[tuple[int, float]], margin: float = 0.0,
-                 clock: collections.abc.Callable[[], float] = time.monotonic,
-                 sleep: collections.abc.Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        limits: list[tuple[int, float]],
+        margin: float = 0.0,
+        clock: collections.abc.Callable[[], float] = time.monotonic,
+        sleep: collections.abc.Callable[[float], None] = time.sleep,
+    ) -> None:
         self._windows = [(limit, window * (1 + margin)) for limit, window in limits]
         self._starts: list[collections.deque[float]] = [collections.deque() for _ in limits]
         self._lock = threading.Lock()

@@ -5,29 +5,54 @@ from __future__ import annotations
 from singer_sdk import typing as th
 
 FREE_BUSY = th.PropertiesList(
-    th.Property("account_id", th.StringType, required=True,
-                description="Cronofy account (`sub`) the period belongs to"),
+    th.Property(
+        "account_id",
+        th.StringType,
+        required=True,
+        description="Cronofy account (`sub`) the period belongs to",
+    ),
     th.Property("calendar_id", th.StringType, required=True),
-    th.Property("event_uid", th.StringType, required=True,
-                description="Identifies the event across calendars"),
-    th.Property("event_id", th.StringType,
-                description="Your application's id, only for events it manages"),
-    th.Property("start", th.StringType,
-                description="As Cronofy sent it: a date for all-day periods, else a time"),
+    th.Property(
+        "event_uid",
+        th.StringType,
+        required=True,
+        description="Identifies the event across calendars",
+    ),
+    th.Property(
+        "event_id", th.StringType, description="Your application's id, only for events it manages"
+    ),
+    th.Property(
+        "start",
+        th.StringType,
+        description="As Cronofy sent it: a date for all-day periods, else a time",
+    ),
     th.Property("end", th.StringType, description="Exclusive end, as Cronofy sent it"),
     th.Property("start_tzid", th.StringType, description="Zone of `start` (localized_times)"),
     th.Property("end_tzid", th.StringType, description="Zone of `end` (localized_times)"),
-    th.Property("start_time", th.DateTimeType,
-                description="Start in UTC; all-day periods start at midnight in `tzid`"),
+    th.Property(
+        "start_time",
+        th.DateTimeType,
+        description="Start in UTC; all-day periods start at midnight in `tzid`",
+    ),
     th.Property("end_time", th.DateTimeType, description="End in UTC"),
     th.Property("all_day", th.BooleanType),
-    th.Property("free_busy_status", th.StringType,
-                description="busy, tentative, free or unknown (any string is kept)"),
+    th.Property(
+        "free_busy_status",
+        th.StringType,
+        description="busy, tentative, free or unknown (any string is kept)",
+    ),
     th.Property("deleted", th.BooleanType),
-    th.Property("last_modified", th.DateTimeType, required=True,
-                description="Sync watermark: when the tap asked Cronofy, by Cronofy's clock"),
-    th.Property("_sdc_deleted_at", th.DateTimeType,
-                description="Set when Cronofy reported the event deleted"),
+    th.Property(
+        "last_modified",
+        th.DateTimeType,
+        required=True,
+        description="Sync watermark: when the tap asked Cronofy, by Cronofy's clock",
+    ),
+    th.Property(
+        "_sdc_deleted_at",
+        th.DateTimeType,
+        description="Set when Cronofy reported the event deleted",
+    ),
 ).to_dict()
 
 _TIME_IN_ZONE = th.ObjectType(
@@ -37,8 +62,11 @@ _TIME_IN_ZONE = th.ObjectType(
 
 SCHEDULING_REQUEST = th.PropertiesList(
     th.Property("scheduling_request_id", th.StringType, required=True),
-    th.Property("slot_selection", th.StringType,
-                description="pending, pending_rescheduling, complete, expired or cancelled"),
+    th.Property(
+        "slot_selection",
+        th.StringType,
+        description="pending, pending_rescheduling, complete, expired or cancelled",
+    ),
     th.Property("primary_select_url", th.StringType),
     th.Property("dashboard_url", th.StringType),
     th.Property("summary", th.StringType),
@@ -66,10 +94,12 @@ SCHEDULING_REQUEST = th.PropertiesList(
         th.ArrayType(
             th.ObjectType(
                 th.Property("name", th.StringType),
-                th.Property("members", th.ArrayType(th.ObjectType(th.Property("sub", th.StringType)))),
+                th.Property(
+                    "members", th.ArrayType(th.ObjectType(th.Property("sub", th.StringType)))
+                ),
                 th.Property(
                     "required",
-                    th.CustomType({"anyOf": [{"type": "string", "enum": ["all"]}, {"type": "integer"}]}),
+                    th.CustomType({"type": ["string", "integer"]}),
                     description="`all`, or how many members must be available",
                 ),
             )
@@ -87,12 +117,20 @@ SCHEDULING_REQUEST = th.PropertiesList(
     th.Property(
         "buffer",
         th.ObjectType(
-            th.Property("before", th.ObjectType(th.Property("minutes", th.IntegerType),
-                                                 additional_properties=True)),
-            th.Property("after", th.ObjectType(th.Property("minutes", th.IntegerType),
-                                                additional_properties=True)),
+            th.Property(
+                "before",
+                th.ObjectType(th.Property("minutes", th.IntegerType), additional_properties=True),
+            ),
+            th.Property(
+                "after",
+                th.ObjectType(th.Property("minutes", th.IntegerType), additional_properties=True),
+            ),
         ),
     ),
-    th.Property("last_modified", th.DateTimeType, required=True,
-                description="When the tap first saw this version, by Cronofy's clock"),
+    th.Property(
+        "last_modified",
+        th.DateTimeType,
+        required=True,
+        description="When the tap first saw this version, by Cronofy's clock",
+    ),
 ).to_dict()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import numbers
-from decimal import Decimal
 import typing as t
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -67,7 +67,7 @@ def configured_accounts(config: t.Mapping[str, t.Any]) -> list[AccountConfig]:
 
 
 def read_scheduling_request_ids(config: t.Mapping[str, t.Any]) -> list[str]:
-    """Ids from ``scheduling_request_ids`` and ``scheduling_request_ids_file``, de-duplicated in order."""
+    """Ids from ``scheduling_request_ids`` and ``scheduling_request_ids_file``, de-duplicated."""
     ids: list[str] = list(config.get("scheduling_request_ids") or [])
     if path := config.get("scheduling_request_ids_file"):
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -99,7 +99,7 @@ _ZONES: set[str] | None = None
 
 
 def _zone_names() -> set[str]:
-    global _ZONES  # noqa: PLW0603
+    global _ZONES
     if _ZONES is None:
         _ZONES = set(available_timezones()) | {"UTC", "Etc/UTC"}
     return _ZONES
@@ -142,7 +142,7 @@ def _check_id_list(config: t.Mapping[str, t.Any], name: str, errors: list[str]) 
             seen.add(item)
 
 
-def validate_values(config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: C901, PLR0912
+def validate_values(config: t.Mapping[str, t.Any]) -> list[str]:
     """Problems with the values given, whatever is selected. Empty when the config is sound."""
     errors: list[str] = []
     for name in ("api_url", "access_token", "refresh_token", "client_id", "client_secret"):
@@ -151,7 +151,9 @@ def validate_values(config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: C901, 
     if api_url := config.get("api_url"):
         parts = urlsplit(str(api_url))
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            errors.append(f"`api_url` must be an http(s) URL such as https://api.cronofy.com, got {api_url!r}.")
+            errors.append(
+                f"`api_url` must be an http(s) URL like https://api.cronofy.com, got {api_url!r}."
+            )
     data_center = config.get("data_center")
     if data_center is not None and data_center not in DATA_CENTERS:
         errors.append(
@@ -196,9 +198,9 @@ def validate_values(config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: C901, 
     _check_id_list(config, "calendar_ids", errors)
     _check_id_list(config, "scheduling_request_ids", errors)
 
-    if path := config.get("scheduling_request_ids_file"):
-        if not Path(path).is_file():
-            errors.append(f"`scheduling_request_ids_file` {path!r} is not a readable file.")
+    path = config.get("scheduling_request_ids_file")
+    if path and not Path(path).is_file():
+        errors.append(f"`scheduling_request_ids_file` {path!r} is not a readable file.")
 
     dates: dict[str, dt.date] = {}
     for name in ("start_date", "end_date"):
@@ -209,7 +211,7 @@ def validate_values(config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: C901, 
             dates[name] = parse_config_date(str(value))
         except ValueError:
             errors.append(f"`{name}` must be a date such as 2024-05-01, got {value!r}.")
-    if len(dates) == 2 and dates["start_date"] >= dates["end_date"]:  # noqa: PLR2004
+    if len(dates) == 2 and dates["start_date"] >= dates["end_date"]:
         errors.append("`start_date` must be before `end_date`.")
 
     for name, minimum in (
@@ -221,8 +223,12 @@ def validate_values(config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: C901, 
         value = config.get(name)
         if value is not None and (not _is_whole(value) or value < minimum):
             errors.append(f"`{name}` must be a whole number of at least {minimum}, got {value!r}.")
-    for name in ("backoff_factor_seconds", "max_retry_wait_seconds", "request_timeout_seconds",
-                 "lookback_seconds"):
+    for name in (
+        "backoff_factor_seconds",
+        "max_retry_wait_seconds",
+        "request_timeout_seconds",
+        "lookback_seconds",
+    ):
         value = config.get(name)
         if value is not None and (not _is_number(value) or value < 0):
             errors.append(f"`{name}` must be a number of seconds, at least 0, got {value!r}.")

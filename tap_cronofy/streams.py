@@ -34,17 +34,17 @@ DEFAULT_LOOKBACK_SECONDS = 5
 QUERY_BATCH_SIZE = 10  # Cronofy answers at most the 10 most recently created ids
 
 
-def _flag(value: bool) -> str:  # noqa: FBT001
+def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
 @lru_cache(maxsize=8192)
 def _to_utc(value: str, zone: str) -> str:
     """A Cronofy Date or Time as a UTC time string; dates are midnight in ``zone``."""
-    if len(value) == 10:  # noqa: PLR2004
+    if len(value) == 10:
         midnight = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), ZoneInfo(zone))
         return format_time(midnight)
-    if value.endswith("Z") and len(value) == 20:  # noqa: PLR2004
+    if value.endswith("Z") and len(value) == 20:
         return value
     return format_time(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
 
@@ -72,14 +72,16 @@ class FreeBusyStream(CronofyStream):
     def partitions(self) -> list[dict]:
         return [{"account_id": account_id} for account_id in self._tap.account_ids(self)]
 
-    def get_replication_key_signpost(self, context: Context | None = None) -> None:  # noqa: ARG002
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
         """No signpost: ``last_modified`` is Cronofy's clock, never a future data value."""
         return None
 
     def auth_for(self, context: Context | None) -> BearerAuth:
         return self._tap.account_auth((context or {})["account_id"])
 
-    def credential_error(self, context: Context | None, status: int, detail: str) -> CronofyAPIError:
+    def credential_error(
+        self, context: Context | None, status: int, detail: str
+    ) -> CronofyAPIError:
         account_id = (context or {}).get("account_id", "?")
         advice = {
             401: "The account must be re-authorised in Cronofy (its token was not recognised).",
@@ -88,8 +90,9 @@ class FreeBusyStream(CronofyStream):
             423: "Cronofy reports the account locked: its calendar credentials are "
             "unavailable until the user reconnects the calendar.",
         }[status]
-        return AccountError(account_id, f"{detail} for account {account_id}. {advice}",
-                            status=status)
+        return AccountError(
+            account_id, f"{detail} for account {account_id}. {advice}", status=status
+        )
 
     # Query
 
@@ -99,7 +102,7 @@ class FreeBusyStream(CronofyStream):
             return state.get("replication_key_value")
         return None
 
-    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:  # noqa: ARG002
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
         config = self.config
         params: dict[str, t.Any] = {
             "tzid": config.get("tzid") or "Etc/UTC",
@@ -134,7 +137,9 @@ class FreeBusyStream(CronofyStream):
             if first < earliest:
                 self.logger.warning(
                     "start_date %s is further back than Cronofy allows (42 days); using %s.",
-                    first, earliest)
+                    first,
+                    earliest,
+                )
                 first = earliest
             window["from"] = first.isoformat()
         if end := self.config.get("end_date"):
@@ -142,7 +147,9 @@ class FreeBusyStream(CronofyStream):
             if last > latest:
                 self.logger.warning(
                     "end_date %s is further ahead than Cronofy allows (201 days); using %s.",
-                    last, latest)
+                    last,
+                    latest,
+                )
                 last = latest
             window["to"] = last.isoformat()
         if "from" in window and "to" in window and window["from"] >= window["to"]:
@@ -206,7 +213,8 @@ class FreeBusyStream(CronofyStream):
                     raise
                 self.logger.warning(
                     "A next_page URL of account %s expired (404); restarting its query once.",
-                    account_id)
+                    account_id,
+                )
                 skip = set(emitted)
 
     def _check_account(self, account_id: str, body: dict) -> None:
@@ -246,7 +254,7 @@ class FreeBusyStream(CronofyStream):
             "end_tzid": end_tzid,
             "start_time": _to_utc(start, start_tzid or zone) if start else None,
             "end_time": _to_utc(end, end_tzid or zone) if end else None,
-            "all_day": bool(start) and len(start) == 10,  # noqa: PLR2004
+            "all_day": bool(start) and len(start) == 10,
             "free_busy_status": period.get("free_busy_status"),
             "deleted": deleted,
             "last_modified": watermark,
@@ -266,13 +274,15 @@ class SchedulingRequestsStream(CronofyStream):
     schema = SCHEDULING_REQUEST
     STATE_KEY = "fingerprints"
 
-    def get_replication_key_signpost(self, context: Context | None = None) -> None:  # noqa: ARG002
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
         return None
 
-    def auth_for(self, context: Context | None) -> BearerAuth:  # noqa: ARG002
+    def auth_for(self, context: Context | None) -> BearerAuth:
         return self._tap.client_secret_auth()
 
-    def credential_error(self, context: Context | None, status: int, detail: str) -> CronofyAPIError:  # noqa: ARG002
+    def credential_error(
+        self, context: Context | None, status: int, detail: str
+    ) -> CronofyAPIError:
         advice = {
             401: "client_secret was not recognised: use the client_secret of an Internal "
             "Application linked to the Organizational Unit.",
@@ -285,12 +295,13 @@ class SchedulingRequestsStream(CronofyStream):
     def batches(self, ids: list[str]) -> list[list[str]]:
         return [ids[i : i + QUERY_BATCH_SIZE] for i in range(0, len(ids), QUERY_BATCH_SIZE)]
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:  # noqa: ARG002
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
         ids = read_scheduling_request_ids(self.config)
         if not ids:
             self.logger.info(
                 "No scheduling requests to query: set scheduling_request_ids or "
-                "scheduling_request_ids_file (Cronofy has no endpoint that lists them).")
+                "scheduling_request_ids_file (Cronofy has no endpoint that lists them)."
+            )
             return
         state = self.stream_state
         previous = dict(item.rsplit(":", 1) for item in state.get(self.STATE_KEY) or [])
@@ -326,10 +337,17 @@ class SchedulingRequestsStream(CronofyStream):
         if missing:
             self.logger.warning(
                 "%d of %d scheduling request ids were not found by Cronofy (unknown, or not "
-                "in this Organizational Unit).", len(missing), len(ids))
+                "in this Organizational Unit).",
+                len(missing),
+                len(ids),
+            )
             self.logger.debug("Scheduling request ids not found: %s", ", ".join(missing))
-        self.logger.info("Queried %d scheduling request ids in %d requests; %d found.",
-                         len(ids), len(self.batches(ids)), found)
+        self.logger.info(
+            "Queried %d scheduling request ids in %d requests; %d found.",
+            len(ids),
+            len(self.batches(ids)),
+            found,
+        )
         state[self.STATE_KEY] = _encode(fingerprints, ids)  # ids no longer configured drop out
 
 

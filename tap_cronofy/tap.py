@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import typing as t
@@ -43,7 +42,7 @@ class StateFlushingWriter(MsgSpecWriter):
     A STATE line therefore never reaches the target before the records it covers.
     """
 
-    def write_message(self, message: t.Any) -> None:  # noqa: ANN401
+    def write_message(self, message: t.Any) -> None:
         sys.stdout.buffer.write(self.format_message(message))
         if isinstance(message, StateMessage):
             sys.stdout.flush()
@@ -56,68 +55,149 @@ class TapCronofy(Tap):
     message_writer_class = StateFlushingWriter
 
     config_jsonschema = th.PropertiesList(
-        th.Property("api_url", th.StringType,
-                    description="Base URL override, e.g. http://127.0.0.1:8765 for the "
-                    "simulator; when set, data_center is ignored"),
-        th.Property("data_center", th.StringType, default="us",
-                    allowed_values=list(DATA_CENTERS),
-                    description="Cronofy data center: us (api.cronofy.com), uk, de, au, ca, sg"),
-        th.Property("access_token", th.StringType, secret=True,
-                    description="OAuth access token of one account (or use `accounts`)"),
-        th.Property("refresh_token", th.StringType, secret=True,
-                    description="Refresh token of that account; with client_id and "
-                    "client_secret, expired tokens are refreshed during the run"),
-        th.Property("client_id", th.StringType,
-                    description="OAuth application client_id, used to refresh tokens"),
-        th.Property("client_secret", th.StringType, secret=True,
-                    description="OAuth application client_secret: refreshes tokens and is the "
-                    "Bearer for scheduling requests (an Internal Application's secret)"),
+        th.Property(
+            "api_url",
+            th.StringType,
+            description="Base URL override, e.g. http://127.0.0.1:8765 for the "
+            "simulator; when set, data_center is ignored",
+        ),
+        th.Property(
+            "data_center",
+            th.StringType,
+            default="us",
+            allowed_values=list(DATA_CENTERS),
+            description="Cronofy data center: us (api.cronofy.com), uk, de, au, ca, sg",
+        ),
+        th.Property(
+            "access_token",
+            th.StringType,
+            secret=True,
+            description="OAuth access token of one account (or use `accounts`)",
+        ),
+        th.Property(
+            "refresh_token",
+            th.StringType,
+            secret=True,
+            description="Refresh token of that account; with client_id and "
+            "client_secret, expired tokens are refreshed during the run",
+        ),
+        th.Property(
+            "client_id",
+            th.StringType,
+            description="OAuth application client_id, used to refresh tokens",
+        ),
+        th.Property(
+            "client_secret",
+            th.StringType,
+            secret=True,
+            description="OAuth application client_secret: refreshes tokens and is the "
+            "Bearer for scheduling requests (an Internal Application's secret)",
+        ),
         th.Property(
             "accounts",
-            th.ArrayType(th.ObjectType(
-                th.Property("account_id", th.StringType, required=True),
-                th.Property("access_token", th.StringType, required=True, secret=True),
-                th.Property("refresh_token", th.StringType, secret=True),
-            )),
+            th.ArrayType(
+                th.ObjectType(
+                    th.Property("account_id", th.StringType, required=True),
+                    th.Property("access_token", th.StringType, required=True, secret=True),
+                    th.Property("refresh_token", th.StringType, secret=True),
+                )
+            ),
             description="Several accounts in one run, instead of access_token: a list of "
             "{account_id, access_token, refresh_token?}",
         ),
-        th.Property("tzid", th.StringType, default="Etc/UTC",
-                    description="IANA time zone for queries; all-day periods start at "
-                    "midnight in it"),
-        th.Property("calendar_ids", th.ArrayType(th.StringType),
-                    description="Only these calendars (default: all of each account's)"),
-        th.Property("include_managed", th.BooleanType, default=True,
-                    description="Include events your application manages"),
-        th.Property("localized_times", th.BooleanType, default=False,
-                    description="Keep local times with offsets in start/end and their zone "
-                    "in start_tzid/end_tzid"),
-        th.Property("start_date", th.StringType,
-                    description="First sync only: earliest date (clamped to 42 days back)"),
-        th.Property("end_date", th.StringType,
-                    description="First sync only: end date, exclusive (clamped to 201 days "
-                    "ahead)"),
-        th.Property("scheduling_request_ids", th.ArrayType(th.StringType),
-                    description="Scheduling request ids to track"),
-        th.Property("scheduling_request_ids_file", th.StringType,
-                    description="Text file with one scheduling request id per line"),
-        th.Property("lookback_seconds", th.NumberType, default=5,
-                    description="Incremental queries ask for changes since the bookmark "
-                    "minus this many seconds"),
-        th.Property("max_retries", th.IntegerType, default=5,
-                    description="Tries per request on 429, 5xx and network errors"),
-        th.Property("backoff_factor_seconds", th.NumberType, default=1,
-                    description="First retry wait without Retry-After; doubles each try"),
-        th.Property("max_retry_wait_seconds", th.NumberType, default=60,
-                    description="Longest wait between tries, Retry-After included"),
-        th.Property("request_timeout_seconds", th.NumberType, default=60,
-                    description="Connect/read timeout per request"),
-        th.Property("requests_per_second", th.IntegerType, default=50,
-                    description="Client-side limit (Cronofy allows 50 per second per app)"),
-        th.Property("requests_per_minute", th.IntegerType, default=500,
-                    description="Client-side limit (Cronofy allows 500 per minute per app)"),
-        th.Property("max_parallel_accounts", th.IntegerType, default=DEFAULT_PARALLEL_ACCOUNTS,
-                    description="Accounts fetched concurrently; records stay in account order"),
+        th.Property(
+            "tzid",
+            th.StringType,
+            default="Etc/UTC",
+            description="IANA time zone for queries; all-day periods start at midnight in it",
+        ),
+        th.Property(
+            "calendar_ids",
+            th.ArrayType(th.StringType),
+            description="Only these calendars (default: all of each account's)",
+        ),
+        th.Property(
+            "include_managed",
+            th.BooleanType,
+            default=True,
+            description="Include events your application manages",
+        ),
+        th.Property(
+            "localized_times",
+            th.BooleanType,
+            default=False,
+            description="Keep local times with offsets in start/end and their zone "
+            "in start_tzid/end_tzid",
+        ),
+        th.Property(
+            "start_date",
+            th.StringType,
+            description="First sync only: earliest date (clamped to 42 days back)",
+        ),
+        th.Property(
+            "end_date",
+            th.StringType,
+            description="First sync only: end date, exclusive (clamped to 201 days ahead)",
+        ),
+        th.Property(
+            "scheduling_request_ids",
+            th.ArrayType(th.StringType),
+            description="Scheduling request ids to track",
+        ),
+        th.Property(
+            "scheduling_request_ids_file",
+            th.StringType,
+            description="Text file with one scheduling request id per line",
+        ),
+        th.Property(
+            "lookback_seconds",
+            th.NumberType,
+            default=5,
+            description="Incremental queries ask for changes since the bookmark "
+            "minus this many seconds",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType,
+            default=5,
+            description="Tries per request on 429, 5xx and network errors",
+        ),
+        th.Property(
+            "backoff_factor_seconds",
+            th.NumberType,
+            default=1,
+            description="First retry wait without Retry-After; doubles each try",
+        ),
+        th.Property(
+            "max_retry_wait_seconds",
+            th.NumberType,
+            default=60,
+            description="Longest wait between tries, Retry-After included",
+        ),
+        th.Property(
+            "request_timeout_seconds",
+            th.NumberType,
+            default=60,
+            description="Connect/read timeout per request",
+        ),
+        th.Property(
+            "requests_per_second",
+            th.IntegerType,
+            default=50,
+            description="Client-side limit (Cronofy allows 50 per second per app)",
+        ),
+        th.Property(
+            "requests_per_minute",
+            th.IntegerType,
+            default=500,
+            description="Client-side limit (Cronofy allows 500 per minute per app)",
+        ),
+        th.Property(
+            "max_parallel_accounts",
+            th.IntegerType,
+            default=DEFAULT_PARALLEL_ACCOUNTS,
+            description="Accounts fetched concurrently; records stay in account order",
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -145,8 +225,10 @@ class TapCronofy(Tap):
     @cached_property
     def rate_limiter(self) -> SlidingWindowLimiter:
         return SlidingWindowLimiter(
-            [(int(self.config.get("requests_per_second") or 50), 1.0),
-             (int(self.config.get("requests_per_minute") or 500), 60.0)],
+            [
+                (int(self.config.get("requests_per_second") or 50), 1.0),
+                (int(self.config.get("requests_per_minute") or 500), 60.0),
+            ],
             margin=0.02,
         )
 
@@ -174,10 +256,12 @@ class TapCronofy(Tap):
             auth = self._new_account_auth(self.accounts[0])
             self._account_auths[SINGLE_ACCOUNT_KEY] = auth
             prepared = stream.build_prepared_request(
-                method="GET", url=f"{stream.url_base}/v1/userinfo")
+                method="GET", url=f"{stream.url_base}/v1/userinfo"
+            )
             try:
                 response = stream.request_decorator(stream._request)(
-                    prepared, {"account_id": SINGLE_ACCOUNT_KEY})
+                    prepared, {"account_id": SINGLE_ACCOUNT_KEY}
+                )
             except AccountError as exc:  # nothing else to sync: fatal
                 raise CronofyAPIError(str(exc), status=exc.status) from exc
             sub = response.cronofy_json.get("sub")  # type: ignore[attr-defined]
@@ -203,10 +287,13 @@ class TapCronofy(Tap):
         return self._client_secret_auth
 
     def prefetched_pages(self, stream: FreeBusyStream, account_id: str) -> Iterator[Page]:
+        """``account_id``'s pages, fetched ahead together with the next accounts'."""
         prefetcher = self._prefetchers.get(stream.name)
-        if prefetcher is None:
+        if prefetcher is None or prefetcher.closed or account_id not in prefetcher:
+            keys = [p["account_id"] for p in stream.partitions]
+            keys = keys[keys.index(account_id) :] if account_id in keys else [account_id]
             prefetcher = OrderedPrefetcher(
-                [p["account_id"] for p in stream.partitions],
+                keys,
                 stream.account_pages,
                 workers=int(self.config.get("max_parallel_accounts") or DEFAULT_PARALLEL_ACCOUNTS),
             )
@@ -224,11 +311,15 @@ class TapCronofy(Tap):
         errors = []
         selected = {name for name, stream in self.streams.items() if stream.selected}
         if "free_busy" in selected and not self.accounts:
-            errors.append("free_busy is selected but no account is configured: set "
-                          "`access_token` or `accounts`.")
+            errors.append(
+                "free_busy is selected but no account is configured: set "
+                "`access_token` or `accounts`."
+            )
         if "scheduling_requests" in selected and not self.config.get("client_secret"):
-            errors.append("scheduling_requests is selected but `client_secret` is not set: "
-                          "it is the Bearer token of the scheduling request query.")
+            errors.append(
+                "scheduling_requests is selected but `client_secret` is not set: "
+                "it is the Bearer token of the scheduling request query."
+            )
         if "scheduling_requests" in selected:
             try:
                 read_scheduling_request_ids(self.config)
@@ -245,7 +336,7 @@ class TapCronofy(Tap):
         try:
             super().sync_all()
         except CronofyAPIError as exc:
-            self.logger.error("%s", exc)  # noqa: TRY400 - the message says it all, no traceback
+            self.logger.error("%s", exc)
             raise SystemExit(1) from None
         finally:
             for prefetcher in self._prefetchers.values():
@@ -257,7 +348,9 @@ class TapCronofy(Tap):
             self.logger.error(
                 "%d account(s) failed: %s. The other accounts were synced and their state "
                 "saved; fix these and run again.",
-                len(self.failed_accounts), ", ".join(sorted(self.failed_accounts)))
+                len(self.failed_accounts),
+                ", ".join(sorted(self.failed_accounts)),
+            )
             raise SystemExit(1)
 
 

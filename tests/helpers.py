@@ -29,7 +29,8 @@ class TapRun:
 
     def records(self, stream: str | None = None) -> list[dict]:
         return [
-            m["record"] for m in self.messages
+            m["record"]
+            for m in self.messages
             if m["type"] == "RECORD" and (stream is None or m["stream"] == stream)
         ]
 
@@ -43,13 +44,21 @@ class TapRun:
 
     def keys(self, stream: str = "free_busy") -> list[tuple]:
         if stream == "free_busy":
-            return [(r["account_id"], r["calendar_id"], r["event_uid"]) for r in self.records(stream)]
+            return [
+                (r["account_id"], r["calendar_id"], r["event_uid"]) for r in self.records(stream)
+            ]
         return [r["scheduling_request_id"] for r in self.records(stream)]
 
 
-def run_tap(config: dict, state: dict | None = None, *, streams: list[str] | None = None,
-            extra_args: list[str] | None = None, env: dict | None = None,
-            timeout: float = 120) -> TapRun:
+def run_tap(
+    config: dict,
+    state: dict | None = None,
+    *,
+    streams: list[str] | None = None,
+    extra_args: list[str] | None = None,
+    env: dict | None = None,
+    timeout: float = 120,
+) -> TapRun:
     """Run ``tap-cronofy`` as a process, as Meltano would, and parse its output."""
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp, "config.json")
@@ -64,8 +73,13 @@ def run_tap(config: dict, state: dict | None = None, *, streams: list[str] | Non
             args += ["--catalog", str(Path(tmp, "catalog.json"))]
         args += extra_args or []
         process = subprocess.run(
-            args, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-            env={**os.environ, **(env or {})}, check=False,
+            args,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            check=False,
         )
     messages = [json.loads(line) for line in process.stdout.splitlines() if line.startswith("{")]
     return TapRun(process.returncode, process.stdout, process.stderr, messages)
@@ -75,7 +89,7 @@ _CATALOG: dict | None = None
 
 
 def discovered_catalog() -> dict:
-    global _CATALOG  # noqa: PLW0603
+    global _CATALOG
     if _CATALOG is None:
         _CATALOG = json.loads((ROOT / "catalog.json").read_text())
     return _CATALOG
@@ -96,8 +110,11 @@ def tap_config(sim: Simulator, url: str, **overrides: object) -> dict:
         "client_id": sim.client_id,
         "client_secret": sim.client_secret,
         "accounts": [
-            {"account_id": a.account_id, "access_token": a.access_token,
-             "refresh_token": a.refresh_token}
+            {
+                "account_id": a.account_id,
+                "access_token": a.access_token,
+                "refresh_token": a.refresh_token,
+            }
             for a in sim.accounts.values()
         ],
         **FAST_RETRIES,
@@ -106,14 +123,22 @@ def tap_config(sim: Simulator, url: str, **overrides: object) -> dict:
     return config
 
 
-def expected_first_sync(sim: Simulator, tzid: str = "Etc/UTC", *, include_managed: bool = True,
-                        calendar_ids: set[str] | None = None,
-                        window: tuple[dt.date, dt.date] | None = None) -> set[tuple]:
+def expected_first_sync(
+    sim: Simulator,
+    tzid: str = "Etc/UTC",
+    *,
+    include_managed: bool = True,
+    calendar_ids: set[str] | None = None,
+    window: tuple[dt.date, dt.date] | None = None,
+) -> set[tuple]:
     """Keys a full first sync must emit, computed from the simulator's stored events and the
     document's rules (not from the simulator's query code)."""
     zone = ZoneInfo(tzid)
     today = sim.now_dt().astimezone(zone).date()
-    first, last = window or (today - dt.timedelta(days=DAYS_BACK), today + dt.timedelta(days=DAYS_AHEAD))
+    first, last = window or (
+        today - dt.timedelta(days=DAYS_BACK),
+        today + dt.timedelta(days=DAYS_AHEAD),
+    )
     lower = dt.datetime.combine(first, dt.time(), zone)
     upper = dt.datetime.combine(last, dt.time(), zone)
     keys = set()
@@ -133,5 +158,6 @@ def expected_first_sync(sim: Simulator, tzid: str = "Etc/UTC", *, include_manage
 def selected_events(sim: Simulator) -> dict[tuple, object]:
     return {
         (a.account_id, e.calendar_id, e.event_uid): e
-        for a in sim.accounts.values() for e in a.events.values()
+        for a in sim.accounts.values()
+        for e in a.events.values()
     }

@@ -22,7 +22,9 @@ FB = ["free_busy"]
 
 
 def schema_of(stream: str) -> dict:
-    return next(s["schema"] for s in discovered_catalog()["streams"] if s["tap_stream_id"] == stream)
+    return next(
+        s["schema"] for s in discovered_catalog()["streams"] if s["tap_stream_id"] == stream
+    )
 
 
 def test_first_run_emits_exactly_the_window(sim):
@@ -39,7 +41,9 @@ def test_first_run_emits_exactly_the_window(sim):
     assert any(e.managed for e in emitted) and any(e.all_day for e in emitted)
     assert any(not e.all_day for e in emitted)
     assert any(e.deleted for e in events.values()), "seed has deleted events (not emitted)"
-    outside = [k for k, e in events.items() if k not in expected and not e.deleted and not e.managed]
+    outside = [
+        k for k, e in events.items() if k not in expected and not e.deleted and not e.managed
+    ]
     assert outside, "seed has events outside the window"
 
 
@@ -92,9 +96,13 @@ def test_second_run_emits_exactly_what_changed(sim):
     first = run_tap(config, streams=FB)
     assert first.returncode == 0
     sim.advance(60)
-    (a, b, c) = list(sim.accounts)
+    (a, _, c) = list(sim.accounts)
     events_a = [e for e in sim.events_of(a) if not e.deleted and not e.managed and not e.all_day]
-    modified = sim.modify_event(a, events_a[0].event_uid, status="tentative" if events_a[0].status != "tentative" else "busy")
+    modified = sim.modify_event(
+        a,
+        events_a[0].event_uid,
+        status="tentative" if events_a[0].status != "tentative" else "busy",
+    )
     deleted = sim.delete_event(a, events_a[1].event_uid)
     created = sim.create_event(c, status="busy")
     sim.advance(60)
@@ -105,7 +113,10 @@ def test_second_run_emits_exactly_what_changed(sim):
     assert set(got) == {(a, modified.event_uid), (a, deleted.event_uid), (c, created.event_uid)}
     assert got[(a, modified.event_uid)]["free_busy_status"] == modified.status
     assert got[(a, deleted.event_uid)]["deleted"] is True
-    assert got[(a, deleted.event_uid)]["_sdc_deleted_at"] == got[(a, deleted.event_uid)]["last_modified"]
+    assert (
+        got[(a, deleted.event_uid)]["_sdc_deleted_at"]
+        == got[(a, deleted.event_uid)]["last_modified"]
+    )
     assert got[(c, created.event_uid)]["deleted"] is False
     incremental = [r for r in sim.requests if r["path"] == "/v1/free_busy"][-3:]
     for request in incremental:
@@ -116,10 +127,14 @@ def test_second_run_emits_exactly_what_changed(sim):
     sim.advance(10)
     third = run_tap(config, second.state, streams=FB)
     assert third.records("free_busy") == [], "nothing changed since the second run"
-    bookmarks = {p["context"]["account_id"]: p["replication_key_value"]
-                 for p in third.state["bookmarks"]["free_busy"]["partitions"]}
-    previous = {p["context"]["account_id"]: p["replication_key_value"]
-                for p in second.state["bookmarks"]["free_busy"]["partitions"]}
+    bookmarks = {
+        p["context"]["account_id"]: p["replication_key_value"]
+        for p in third.state["bookmarks"]["free_busy"]["partitions"]
+    }
+    previous = {
+        p["context"]["account_id"]: p["replication_key_value"]
+        for p in second.state["bookmarks"]["free_busy"]["partitions"]
+    }
     assert set(bookmarks) == set(sim.accounts)
     assert all(bookmarks[k] > previous[k] for k in bookmarks), "empty accounts advance too"
 
@@ -136,7 +151,9 @@ def test_bookmark_is_cronofys_clock_and_skew_loses_nothing(sim):
     sim.advance(30)  # a change 30 s later by Cronofy's clock: still before this host's "now"
     sim.modify_event(account, target.event_uid, status="unknown")
     second = run_tap(config, first.state, streams=FB)
-    assert [(r["account_id"], r["event_uid"]) for r in second.records()] == [(account, target.event_uid)]
+    assert [(r["account_id"], r["event_uid"]) for r in second.records()] == [
+        (account, target.event_uid)
+    ]
 
 
 def test_clock_ahead_of_this_host_loses_nothing(sim):
@@ -148,7 +165,9 @@ def test_clock_ahead_of_this_host_loses_nothing(sim):
     target = next(e for e in sim.events_of(account) if not e.deleted and not e.managed)
     sim.modify_event(account, target.event_uid, status="unknown")
     second = run_tap(config, first.state, streams=FB)
-    assert [(r["account_id"], r["event_uid"]) for r in second.records()] == [(account, target.event_uid)]
+    assert [(r["account_id"], r["event_uid"]) for r in second.records()] == [
+        (account, target.event_uid)
+    ]
 
 
 def test_accounts_are_isolated_and_partitions_ignore_list_order(sim):
@@ -160,8 +179,11 @@ def test_accounts_are_isolated_and_partitions_ignore_list_order(sim):
     assert set(requests_by_account) == set(sim.accounts)
     contexts = [p["context"] for p in first.state["bookmarks"]["free_busy"]["partitions"]]
     assert contexts == [{"account_id": a} for a in sorted(sim.accounts)]
-    assert not any(secret in json.dumps(first.state)
-                   for a in sim.accounts.values() for secret in (a.access_token, a.refresh_token))
+    assert not any(
+        secret in json.dumps(first.state)
+        for a in sim.accounts.values()
+        for secret in (a.access_token, a.refresh_token)
+    )
 
     reordered = dict(config, accounts=list(reversed(config["accounts"])))
     sim.advance(60)
@@ -192,7 +214,9 @@ def test_single_access_token_resolves_its_account_id(sim):
     assert run.returncode == 0, run.stderr
     assert {r["account_id"] for r in run.records()} == {account.account_id}
     assert {k for k in expected_first_sync(sim) if k[0] == account.account_id} == set(run.keys())
-    assert run.state["bookmarks"]["free_busy"]["partitions"][0]["context"] == {"account_id": account.account_id}
+    assert run.state["bookmarks"]["free_busy"]["partitions"][0]["context"] == {
+        "account_id": account.account_id
+    }
 
 
 def test_refresh_once_on_401_and_keep_the_rotated_token(sim):
@@ -207,7 +231,10 @@ def test_refresh_once_on_401_and_keep_the_rotated_token(sim):
     assert body["grant_type"] == "refresh_token" and body["client_id"] == sim.client_id
     assert "Authorization" not in refreshes[0] or refreshes[0].get("authorization") is None
     assert {k for k in expected_first_sync(sim) if k[0] == account_id} == {
-        k for k in run.keys() if k[0] == account_id}
+        k
+        for k in run.keys()
+        if k[0] == account_id  # noqa: SIM118
+    }
     # every page after the refresh used the new token
     new_token = sim.accounts[account_id].access_token
     later = [r for r in sim.requests if r["account_id"] == account_id]
@@ -222,9 +249,12 @@ def test_rotated_refresh_token_is_used_for_the_next_refresh(sim):
     account = next(iter(sim.accounts.values()))
     tap = TapCronofy(config=tap_config(sim, sim.url))
     stream = tap.streams["free_busy"]
-    auth = AccountAuth(sim.url, AccountConfig(account.account_id, account.access_token,
-                                              account.refresh_token),
-                       client_id=sim.client_id, client_secret=sim.client_secret)
+    auth = AccountAuth(
+        sim.url,
+        AccountConfig(account.account_id, account.access_token, account.refresh_token),
+        client_id=sim.client_id,
+        client_secret=sim.client_secret,
+    )
     auth.refresh(auth.token, stream.post_json)
     auth.refresh(auth.token, stream.post_json)  # the first refresh rotated the refresh token
     assert auth.refresh_count == 2
@@ -232,7 +262,9 @@ def test_rotated_refresh_token_is_used_for_the_next_refresh(sim):
 
 
 def test_localized_times_keep_offsets_and_zone(sim):
-    run = run_tap(tap_config(sim, sim.url, localized_times=True, tzid="America/Chicago"), streams=FB)
+    run = run_tap(
+        tap_config(sim, sim.url, localized_times=True, tzid="America/Chicago"), streams=FB
+    )
     assert run.returncode == 0, run.stderr
     records = run.records()
     validator = Draft7Validator(schema_of("free_busy"), format_checker=FormatChecker())
@@ -245,22 +277,30 @@ def test_localized_times_keep_offsets_and_zone(sim):
     for record in timed:
         local = dt.datetime.fromisoformat(record["start"])
         assert local.utcoffset() in (dt.timedelta(hours=-6), dt.timedelta(hours=-5))
-        assert record["start_time"] == local.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert record["start_time"] == local.astimezone(dt.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
     for record in all_day:
         midnight = dt.datetime.fromisoformat(record["start"] + "T00:00:00-06:00")
         assert record["start_time"] in (
             midnight.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            (midnight - dt.timedelta(hours=1)).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            (midnight - dt.timedelta(hours=1))
+            .astimezone(dt.timezone.utc)
+            .strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
     assert set(run.keys()) == expected_first_sync(sim, "America/Chicago")
 
 
 def test_calendar_ids_and_include_managed_filter(sim):
     calendars = [a.calendars[0] for a in sim.accounts.values()]
-    run = run_tap(tap_config(sim, sim.url, calendar_ids=calendars, include_managed=False), streams=FB)
+    run = run_tap(
+        tap_config(sim, sim.url, calendar_ids=calendars, include_managed=False), streams=FB
+    )
     assert run.returncode == 0, run.stderr
-    assert set(run.keys()) == expected_first_sync(sim, include_managed=False, calendar_ids=set(calendars))
-    first = [r for r in sim.requests if r["path"] == "/v1/free_busy"][0]
+    assert set(run.keys()) == expected_first_sync(
+        sim, include_managed=False, calendar_ids=set(calendars)
+    )
+    first = next(r for r in sim.requests if r["path"] == "/v1/free_busy")
     assert first["query"].count("calendar_ids%5B%5D=") == len(calendars)  # one per calendar
     assert parse_qs(first["query"])["calendar_ids[]"] == calendars
     assert first["params"]["include_managed"] == ["false"]
@@ -268,11 +308,13 @@ def test_calendar_ids_and_include_managed_filter(sim):
 
 def test_start_and_end_date_are_clamped_not_rejected(sim):
     today = sim.now_dt().date()
-    run = run_tap(tap_config(sim, sim.url, start_date="2000-01-01", end_date="2999-01-01"), streams=FB)
+    run = run_tap(
+        tap_config(sim, sim.url, start_date="2000-01-01", end_date="2999-01-01"), streams=FB
+    )
     assert run.returncode == 0, run.stderr
     assert "further back than Cronofy allows" in run.stderr
     assert "further ahead than Cronofy allows" in run.stderr
-    params = [r for r in sim.requests if r["path"] == "/v1/free_busy"][0]["params"]
+    params = next(r for r in sim.requests if r["path"] == "/v1/free_busy")["params"]
     first, last = dt.date.fromisoformat(params["from"][0]), dt.date.fromisoformat(params["to"][0])
     assert today - dt.timedelta(days=42) <= first and last <= today + dt.timedelta(days=201)
     assert set(run.keys()) == expected_first_sync(sim, window=(first, last))
@@ -281,7 +323,9 @@ def test_start_and_end_date_are_clamped_not_rejected(sim):
 def test_start_date_bounds_only_the_first_sync(sim):
     today = sim.now_dt().date()
     window = (today, today + dt.timedelta(days=30))
-    config = tap_config(sim, sim.url, start_date=window[0].isoformat(), end_date=window[1].isoformat())
+    config = tap_config(
+        sim, sim.url, start_date=window[0].isoformat(), end_date=window[1].isoformat()
+    )
     first = run_tap(config, streams=FB)
     assert set(first.keys()) == expected_first_sync(sim, window=window)
     later = run_tap(config, first.state, streams=FB)

@@ -1,0 +1,117 @@
+"""Bad settings fail before any HTTP request, with a message naming the setting."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT, run_tap, tap_config
+
+
+def cronofy_requests(sim) -> list[dict]:
+    return [r for r in sim.requests if not r["path"].startswith("/_sim")]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"data_center": "mars"}, "data_center"),
+        ({"tzid": "Mars/Olympus_Mons"}, "tzid"),
+        ({"tzid": ""}, "tzid"),
+        ({"accounts": [{"access_token": "abcdefgh"}]}, "account_id"),
+        ({"accounts": [{"account_id": "acc_1"}]}, "access_token"),
+        (
+            {
+                "accounts": [
+                    {"account_id": "acc_1", "access_token": "a1b2c3d4"},
+                    {"account_id": "acc_1", "access_token": "e5f6g7h8"},
+                ]
+            },
+            "repeats account_id",
+        ),
+        ({"calendar_ids": ["cal_1", "cal_1"]}, "calendar_ids"),
+        ({"calendar_ids": ["cal 1"]}, "calendar_ids"),
+        ({"scheduling_request_ids": ["srq_1 "]}, "scheduling_request_ids"),
+        ({"start_date": "last tuesday"}, "start_date"),
+        ({"start_date": "2026-05-02", "end_date": "2026-05-01"}, "start_date"),
+        ({"api_url": "ftp://example.com"}, "api_url"),
+        ({"max_retries": 0}, "max_retries"),
+        ({"requests_per_minute": "many"}, "requests_per_minute"),
+        ({"client_id": None}, "client_id"),
+        ({"scheduling_request_ids_file": "/nonexistent/ids.txt"}, "scheduling_request_ids_file"),
+    ],
+)
+def test_invalid_setting_fails_fast_naming_it(sim, change, named):
+    config = tap_config(sim, sim.url)
+    config.update(change)
+    config = {k: v for k, v in config.items() if v is not None}
+    run = run_tap(config)
+    assert run.returncode != 0
+    assert named in run.stderr
+    assert run.records() == []
+    assert cronofy_requests(sim) == [], "no request may be sent with an invalid config"
+
+
+def test_free_busy_selected_without_any_token(sim):
+    config = tap_config(sim, sim.url)
+    del config["accounts"]
+    run = run_tap(config, streams=["free_busy"])
+    assert run.returncode != 0
+    assert "access_token" in run.stderr and "accounts" in run.stderr
+    assert cronofy_requests(sim) == []
+
+
+def test_scheduling_requests_selected_without_client_secret(sim):
+    config = tap_config(sim, sim.url, scheduling_request_ids=list(sim.scheduling)[:3])
+    del config["client_secret"]
+    for account in config["accounts"]:
+        account.pop("refresh_token")
+    run = run_tap(config, streams=["scheduling_requests"])
+    assert run.returncode != 0
+    assert "client_secret" in run.stderr
+    assert cronofy_requests(sim) == []
+
+
+def test_discovery_needs_no_credentials():
+    process = subprocess.run(
+        [sys.executable, "-m", "tap_cronofy", "--discover"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert {s["tap_stream_id"] for s in json.loads(process.stdout)["streams"]} == {
+        "free_busy",
+        "scheduling_requests",
+    }
+
+
+def test_catalog_json_matches_discovery():
+    process = subprocess.run(
+        [sys.executable, "-m", "tap_cronofy", "--discover"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    committed = json.loads((ROOT / "catalog.json").read_text())
+    assert json.loads(process.stdout) == committed, "run `make catalog` and commit catalog.json"
+
+
+def test_readme_settings_table_matches_about():
+    process = subprocess.run(
+        [sys.executable, "-m", "tap_cronofy", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in process.stdout.splitlines() if line.startswith("| ")]
+    assert rows
+    missing = [row for row in rows if row not in readme]
+    assert not missing, f"README settings table is stale; run `make about`: {missing[:3]}"

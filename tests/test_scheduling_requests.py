@@ -1,0 +1,143 @@
+"""The scheduling_requests stream: batches of 10, unknown ids, change detection."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from jsonschema import Draft7Validator, FormatChecker
+
+from tests.helpers import discovered_catalog, run_tap, tap_config
+
+SR = ["scheduling_requests"]
+UNKNOWN = [f"srq_unknown{n:020d}" for n in range(7)]
+
+
+def queries(sim) -> list[list[str]]:
+    return [
+        json.loads(r["body"])["scheduling_request_ids"]
+        for r in sim.requests
+        if r["path"] == "/v1/scheduling_requests/query"
+    ]
+
+
+def test_many_ids_in_batches_of_ten_with_unknown_ids(sim):
+    known = list(sim.scheduling)[:30]
+    ids = known[:15] + UNKNOWN + known[15:] + known[:3]  # duplicates are dropped
+    run = run_tap(tap_config(sim, sim.url, scheduling_request_ids=ids[:-3]), streams=SR)
+    assert run.returncode == 0, run.stderr
+    emitted = run.keys("scheduling_requests")
+    assert sorted(emitted) == sorted(known), "every found request exactly once"
+    sent = queries(sim)
+    assert len(sent) == math.ceil(37 / 10) and max(len(batch) for batch in sent) <= 10
+    assert sorted(i for batch in sent for i in batch) == sorted(known + UNKNOWN)
+    assert "7 of 37 scheduling request ids were not found" in run.stderr
+    for request in (r for r in sim.requests if r["path"] == "/v1/scheduling_requests/query"):
+        assert request["authorization"] == f"Bearer {sim.client_secret}"
+
+
+def test_duplicates_and_ids_file_are_merged(sim, tmp_path):
+    known = list(sim.scheduling)
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(["# exported ids", *known[5:25], "", known[5]]) + "\n")
+    run = run_tap(
+        tap_config(
+            sim,
+            sim.url,
+            scheduling_request_ids=known[:8],
+            scheduling_request_ids_file=str(ids_file),
+        ),
+        streams=SR,
+    )
+    assert run.returncode == 0, run.stderr
+    assert sorted(run.keys("scheduling_requests")) == sorted(known[:25])
+    assert len(queries(sim)) == 3
+
+
+def test_records_are_the_unwrapped_requests_and_validate(sim):
+    ids = list(sim.scheduling)
+    run = run_tap(tap_config(sim, sim.url, scheduling_request_ids=ids), streams=SR)
+    schema = next(
+        s["schema"]
+        for s in discovered_catalog()["streams"]
+        if s["tap_stream_id"] == "scheduling_requests"
+    )
+    validator = Draft7Validator(schema, format_checker=FormatChecker())
+    records = run.records("scheduling_requests")
+    assert len(records) == len(ids)
+    for record in records:
+        assert not list(validator.iter_errors(record)), record
+        stored = sim.scheduling[record["scheduling_request_id"]]
+        assert {k: v for k, v in record.items() if k != "last_modified"} == stored
+    seen = {r["slot_selection"] for r in records}
+    assert seen == {"pending", "pending_rescheduling", "complete", "expired", "cancelled"}
+    required = {g["required"] for r in records for g in r.get("collaborator_groups", [])}
+    assert "all" in required and any(isinstance(v, int) for v in required)
+    assert any("start" in r["event"] for r in records) and any(
+        "start" not in r["event"] for r in records
+    )
+    assert any("decline_url" not in r["recipient_operations"] for r in records)
+    assert any("buffer" in r for r in records) and any("buffer" not in r for r in records)
+
+
+def test_second_run_emits_only_changed_requests(sim):
+    ids = list(sim.scheduling)[:25]
+    config = tap_config(sim, sim.url, scheduling_request_ids=ids)
+    first = run_tap(config, streams=SR)
+    assert len(first.records()) == 25
+    sim.advance(120)
+    changed = {ids[2]: "cancelled", ids[11]: "complete", ids[23]: "expired"}
+    for request_id, selection in changed.items():
+        if sim.scheduling[request_id]["slot_selection"] == selection:
+            selection = "pending_rescheduling"
+            changed[request_id] = selection
+        sim.set_slot_selection(request_id, selection)
+    second = run_tap(config, first.state, streams=SR)
+    assert second.returncode == 0, second.stderr
+    got = {r["scheduling_request_id"]: r for r in second.records()}
+    assert set(got) == set(changed)
+    for request_id, selection in changed.items():
+        assert got[request_id]["slot_selection"] == selection
+        assert got[request_id]["last_modified"] > first.records()[0]["last_modified"]
+    third = run_tap(config, second.state, streams=SR)
+    assert third.records() == []
+    assert len(queries(sim)) == 3 * 3, "every run still asks for every id"
+
+
+def test_new_ids_are_emitted_and_removed_ids_leave_state(sim):
+    ids = list(sim.scheduling)
+    first = run_tap(tap_config(sim, sim.url, scheduling_request_ids=ids[:20]), streams=SR)
+    fingerprints = first.state["bookmarks"]["scheduling_requests"]["fingerprints"]
+    assert len(fingerprints) == 20
+    second = run_tap(
+        tap_config(sim, sim.url, scheduling_request_ids=ids[10:25]), first.state, streams=SR
+    )
+    assert sorted(second.keys("scheduling_requests")) == sorted(ids[20:25])
+    kept = second.state["bookmarks"]["scheduling_requests"]["fingerprints"]
+    assert sorted(item.rsplit(":", 1)[0] for item in kept) == sorted(ids[10:25])
+    assert sim.client_secret not in json.dumps(second.state)
+
+
+def test_no_ids_emits_nothing_and_says_why(sim):
+    run = run_tap(tap_config(sim, sim.url), streams=SR)
+    assert run.returncode == 0
+    assert run.records() == []
+    assert "No scheduling requests to query" in run.stderr
+    assert queries(sim) == []
+
+
+def test_401_and_403_say_what_to_fix(sim):
+    ids = list(sim.scheduling)[:3]
+    wrong = run_tap(
+        tap_config(
+            sim, sim.url, scheduling_request_ids=ids, client_secret="not-the-internal-app-secret"
+        ),
+        streams=SR,
+    )
+    assert wrong.returncode != 0
+    assert "401" in wrong.stderr and "Internal Application" in wrong.stderr
+    assert "not-the-internal-app-secret" not in wrong.stderr
+    sim.scheduler_plan = False
+    plan = run_tap(tap_config(sim, sim.url, scheduling_request_ids=ids), streams=SR)
+    assert plan.returncode != 0
+    assert "403" in plan.stderr and "Scheduler plan" in plan.stderr
