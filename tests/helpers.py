@@ -42,7 +42,7 @@ class TapRun:
     def state(self) -> dict | None:
         return self.states[-1] if self.states else None
 
-    def keys(self, stream: str = "free_busy") -> list[tuple]:
+    def record_keys(self, stream: str = "free_busy") -> list[tuple]:
         if stream == "free_busy":
             return [
                 (r["account_id"], r["calendar_id"], r["event_uid"]) for r in self.records(stream)

@@ -30,7 +30,7 @@ def schema_of(stream: str) -> dict:
 def test_first_run_emits_exactly_the_window(sim):
     run = run_tap(tap_config(sim, sim.url), streams=FB)
     assert run.returncode == 0, run.stderr
-    keys = run.keys()
+    keys = run.record_keys()
     assert len(keys) == len(set(keys)), "a record was emitted twice"
     expected = expected_first_sync(sim)
     assert set(keys) == expected
@@ -71,7 +71,7 @@ def test_records_carry_the_api_values_and_validate(sim):
 
 def test_primary_keys_are_unique_across_accounts_and_pages(sim):
     run = run_tap(tap_config(sim, sim.url), streams=FB)
-    counts = collections.Counter(run.keys())
+    counts = collections.Counter(run.record_keys())
     assert counts and max(counts.values()) == 1
     pages = [r for r in sim.requests if r["path"].startswith("/v1/free_busy/pages/")]
     assert pages, "the data spans several pages"
@@ -213,7 +213,9 @@ def test_single_access_token_resolves_its_account_id(sim):
     run = run_tap(config, streams=FB)
     assert run.returncode == 0, run.stderr
     assert {r["account_id"] for r in run.records()} == {account.account_id}
-    assert {k for k in expected_first_sync(sim) if k[0] == account.account_id} == set(run.keys())
+    assert {k for k in expected_first_sync(sim) if k[0] == account.account_id} == set(
+        run.record_keys()
+    )
     assert run.state["bookmarks"]["free_busy"]["partitions"][0]["context"] == {
         "account_id": account.account_id
     }
@@ -231,9 +233,7 @@ def test_refresh_once_on_401_and_keep_the_rotated_token(sim):
     assert body["grant_type"] == "refresh_token" and body["client_id"] == sim.client_id
     assert "Authorization" not in refreshes[0] or refreshes[0].get("authorization") is None
     assert {k for k in expected_first_sync(sim) if k[0] == account_id} == {
-        k
-        for k in run.keys()
-        if k[0] == account_id  # noqa: SIM118
+        k for k in run.record_keys() if k[0] == account_id
     }
     # every page after the refresh used the new token
     new_token = sim.accounts[account_id].access_token
@@ -288,7 +288,7 @@ def test_localized_times_keep_offsets_and_zone(sim):
             .astimezone(dt.timezone.utc)
             .strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
-    assert set(run.keys()) == expected_first_sync(sim, "America/Chicago")
+    assert set(run.record_keys()) == expected_first_sync(sim, "America/Chicago")
 
 
 def test_calendar_ids_and_include_managed_filter(sim):
@@ -297,7 +297,7 @@ def test_calendar_ids_and_include_managed_filter(sim):
         tap_config(sim, sim.url, calendar_ids=calendars, include_managed=False), streams=FB
     )
     assert run.returncode == 0, run.stderr
-    assert set(run.keys()) == expected_first_sync(
+    assert set(run.record_keys()) == expected_first_sync(
         sim, include_managed=False, calendar_ids=set(calendars)
     )
     first = next(r for r in sim.requests if r["path"] == "/v1/free_busy")
@@ -317,7 +317,7 @@ def test_start_and_end_date_are_clamped_not_rejected(sim):
     params = next(r for r in sim.requests if r["path"] == "/v1/free_busy")["params"]
     first, last = dt.date.fromisoformat(params["from"][0]), dt.date.fromisoformat(params["to"][0])
     assert today - dt.timedelta(days=42) <= first and last <= today + dt.timedelta(days=201)
-    assert set(run.keys()) == expected_first_sync(sim, window=(first, last))
+    assert set(run.record_keys()) == expected_first_sync(sim, window=(first, last))
 
 
 def test_start_date_bounds_only_the_first_sync(sim):
@@ -327,7 +327,7 @@ def test_start_date_bounds_only_the_first_sync(sim):
         sim, sim.url, start_date=window[0].isoformat(), end_date=window[1].isoformat()
     )
     first = run_tap(config, streams=FB)
-    assert set(first.keys()) == expected_first_sync(sim, window=window)
+    assert set(first.record_keys()) == expected_first_sync(sim, window=window)
     later = run_tap(config, first.state, streams=FB)
     params = [r for r in sim.requests if r["path"] == "/v1/free_busy"][-1]["params"]
     assert "from" not in params and later.records() == []
@@ -338,7 +338,7 @@ def test_page_sizes_do_not_change_the_result(sim, page_size):
     sim.page_size = page_size
     run = run_tap(tap_config(sim, sim.url, max_parallel_accounts=2), streams=FB)
     assert run.returncode == 0
-    assert sorted(run.keys()) == sorted(expected_first_sync(sim))
+    assert sorted(run.record_keys()) == sorted(expected_first_sync(sim))
     first_urls = [r for r in sim.requests if r["path"] == "/v1/free_busy"]
     assert len(first_urls) == 3
     assert all(urlsplit(r["path"]).path for r in first_urls)

@@ -26,7 +26,7 @@ def test_many_ids_in_batches_of_ten_with_unknown_ids(sim):
     ids = known[:15] + UNKNOWN + known[15:] + known[:3]  # duplicates are dropped
     run = run_tap(tap_config(sim, sim.url, scheduling_request_ids=ids[:-3]), streams=SR)
     assert run.returncode == 0, run.stderr
-    emitted = run.keys("scheduling_requests")
+    emitted = run.record_keys("scheduling_requests")
     assert sorted(emitted) == sorted(known), "every found request exactly once"
     sent = queries(sim)
     assert len(sent) == math.ceil(37 / 10) and max(len(batch) for batch in sent) <= 10
@@ -50,7 +50,7 @@ def test_duplicates_and_ids_file_are_merged(sim, tmp_path):
         streams=SR,
     )
     assert run.returncode == 0, run.stderr
-    assert sorted(run.keys("scheduling_requests")) == sorted(known[:25])
+    assert sorted(run.record_keys("scheduling_requests")) == sorted(known[:25])
     assert len(queries(sim)) == 3
 
 
@@ -112,7 +112,7 @@ def test_new_ids_are_emitted_and_removed_ids_leave_state(sim):
     second = run_tap(
         tap_config(sim, sim.url, scheduling_request_ids=ids[10:25]), first.state, streams=SR
     )
-    assert sorted(second.keys("scheduling_requests")) == sorted(ids[20:25])
+    assert sorted(second.record_keys("scheduling_requests")) == sorted(ids[20:25])
     kept = second.state["bookmarks"]["scheduling_requests"]["fingerprints"]
     assert sorted(item.rsplit(":", 1)[0] for item in kept) == sorted(ids[10:25])
     assert sim.client_secret not in json.dumps(second.state)
