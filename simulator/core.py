@@ -99,6 +99,7 @@ class Fault:
     seconds: float = 0.0  # for delay
     location: str | None = None  # for redirect
     account_id: str | None = None  # only requests carrying this account's token
+    body: dict | None = None  # JSON body of a status fault
 
 
 @dataclass
@@ -134,6 +135,7 @@ class Simulator:
         self.requests: list[dict] = []
         self.log_bodies = True
         self._served: list[float] = []
+        self.rate_limited_count = 0
         self._queries: dict[str, Query] = {}
         self._pages: dict[str, tuple[str, int]] = {}
         self.accounts: dict[str, Account] = {}
@@ -378,6 +380,7 @@ class Simulator:
                 recent = [t for t in self._served if t > now - window]
                 if len(recent) >= limit:
                     wait = max(1, int(recent[0] + window - now + 0.999))
+                    self.rate_limited_count += 1
                     return APIError(429, {"error": "rate_limited"}, {"Retry-After": str(wait)})
             self._served.append(now)
             return None

@@ -110,7 +110,8 @@ class Handler(BaseHTTPRequestHandler):
             return False
         if kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}  # type: ignore[attr-defined]
-            self.send_json(fault.status, {"error": "injected"}, headers)  # type: ignore[attr-defined]
+            body = fault.body if fault.body is not None else {"error": "injected"}  # type: ignore[attr-defined]
+            self.send_json(fault.status, body, headers)  # type: ignore[attr-defined]
             return True
         if kind == "redirect":
             self.send_response(302)
@@ -260,6 +261,9 @@ class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # dropped connections are deliberate faults, not errors worth a traceback
 
     def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), Handler)

@@ -208,9 +208,14 @@ class FreeBusyStream(CronofyStream):
                     emitted.extend(keys)
                     yield Page(records, watermark)
                 return
-            except ExpiredPageError:
+            except ExpiredPageError as exc:
                 if skip is not None:
-                    raise
+                    raise AccountError(
+                        account_id,
+                        f"{exc} again after restarting the query of account {account_id}; "
+                        "its pages expire faster than they are read. Run the tap again.",
+                        status=404,
+                    ) from exc
                 self.logger.warning(
                     "A next_page URL of account %s expired (404); restarting its query once.",
                     account_id,
