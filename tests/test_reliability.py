@@ -239,7 +239,7 @@ def test_without_the_client_limit_the_simulator_would_429(sim):
 class Recorder(BaseHTTPRequestHandler):
     received: list[dict] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         Recorder.received.append({"path": self.path, "headers": dict(self.headers)})
         body = b'{"pages": {"current": 2, "total": 2}, "free_busy": []}'
         self.send_response(200)
