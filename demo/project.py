@@ -1,0 +1,110 @@
+"""Helpers shared by the demo and the end-to-end tests: a standalone simulator process,
+its control API, and Meltano runs pointed at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SimulatorProcess:
+    """``python -m simulator`` in its own process, driven through ``/_sim``."""
+
+    def __init__(self, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "simulator", "--port", str(self.port), *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.control("GET", "app")
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the simulator did not start") from None
+                time.sleep(0.1)
+
+    def control(self, method: str, path: str, body: object = None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}/_sim/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def tap_settings(self) -> dict:
+        app = self.control("GET", "app")
+        accounts = self.control("GET", "accounts")
+        return {
+            "api_url": self.url,
+            "client_id": app["client_id"],
+            "client_secret": app["client_secret"],
+            "accounts": [
+                {k: a[k] for k in ("account_id", "access_token", "refresh_token")} for a in accounts
+            ],
+            "scheduling_request_ids": self.control("GET", "scheduling_requests"),
+        }
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def meltano_env(settings: dict, **extra: str) -> dict[str, str]:
+    """Environment that configures the tap through Meltano's TAP_CRONOFY_* variables."""
+    env = {
+        **os.environ,
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    for name, value in settings.items():
+        variable = f"TAP_CRONOFY_{name.upper()}"
+        env[variable] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    env.update(extra)
+    return env
+
+
+def meltano(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(BIN / "meltano"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).splitlines()[-40:])
+        raise RuntimeError(f"meltano {' '.join(args)} failed ({result.returncode}):\n{tail}")
+    return result
+
+
+def meltano_state(state_id: str, env: dict[str, str]) -> dict:
+    result = meltano("state", "get", state_id, env=env)
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,0 +1,153 @@
+"""`make demo`: simulator -> tap-cronofy -> Meltano -> DuckDB, twice, with changes between."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import duckdb
+
+from demo.project import ROOT, SimulatorProcess, meltano, meltano_env, meltano_state
+
+WAREHOUSE = ROOT / "output" / "warehouse.duckdb"
+STATE_ID = "dev:tap-cronofy-to-target-duckdb"
+
+
+def heading(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def show(sql: str, title: str) -> None:
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        print(f"-- {title}")
+        con.sql(sql).show(max_width=140)
+
+
+def summary() -> None:
+    show(
+        """
+        select account_id, calendar_id,
+               round(sum(epoch(end_time::timestamp - start_time::timestamp)) / 3600, 1) as busy_hours,
+               count(*) as periods
+        from warehouse.cronofy.free_busy
+        where free_busy_status in ('busy', 'tentative') and not deleted
+          and start_time::timestamp >= current_date
+          and start_time::timestamp < current_date + interval 14 day
+        group by all order by account_id, calendar_id
+    """,
+        "busy hours in the next two weeks, per account and calendar",
+    )
+    show(
+        """
+        select slot_selection, count(*) as requests
+        from warehouse.cronofy.scheduling_requests group by all order by requests desc
+    """,
+        "scheduling requests by slot_selection",
+    )
+    show(
+        """
+        select (select count(*) from warehouse.cronofy.free_busy) as free_busy_rows,
+               (select count(*) from warehouse.cronofy.free_busy where deleted) as marked_deleted,
+               (select count(*) from warehouse.cronofy.scheduling_requests) as scheduling_rows
+    """,
+        "row counts",
+    )
+
+
+def run(env: dict, label: str) -> None:
+    heading(f"{label}: meltano run tap-cronofy target-duckdb")
+    meltano("run", "tap-cronofy", "target-duckdb", env=env)
+    show(
+        """
+        select 'free_busy' as stream, count(*) as rows_loaded_by_this_run
+        from warehouse.cronofy.free_busy
+        where last_modified = (select max(last_modified) from warehouse.cronofy.free_busy)
+        union all
+        select 'scheduling_requests', count(*) from warehouse.cronofy.scheduling_requests
+        where last_modified = (select max(last_modified) from warehouse.cronofy.scheduling_requests)
+    """,
+        "records this run loaded (their last_modified is this run's watermark)",
+    )
+
+
+def main() -> None:
+    WAREHOUSE.parent.mkdir(exist_ok=True)
+    WAREHOUSE.unlink(missing_ok=True)
+    heading("Starting the Cronofy simulator (no Cronofy account needed)")
+    sim = SimulatorProcess("--accounts", "3", "--events-per-account", "400", "--page-size", "25")
+    try:
+        settings = sim.tap_settings()
+        print(
+            f"  {sim.url}: {len(settings['accounts'])} accounts, "
+            f"{len(settings['scheduling_request_ids'])} scheduling requests"
+        )
+        env = meltano_env(settings)
+        meltano("state", "clear", "--force", STATE_ID, env=env, check=False)
+
+        run(env, "Run 1 (full load)")
+        summary()
+        before = meltano_state(STATE_ID, env)
+
+        heading(
+            "Changing data in Cronofy: 3 events edited, 2 deleted, 2 created, 2 requests moved on"
+        )
+        sim.control("POST", "advance", {"seconds": 60})
+        accounts = [a["account_id"] for a in settings["accounts"]]
+        events = [
+            e
+            for e in sim.control("GET", f"events/{accounts[0]}")
+            if not e["deleted"] and not e["managed"] and len(e["start"]) > 10
+        ]
+        for event in events[:3]:
+            sim.control(
+                "PATCH", f"events/{accounts[0]}/{event['event_uid']}", {"status": "tentative"}
+            )
+        for event in events[3:5]:
+            sim.control("DELETE", f"events/{accounts[0]}/{event['event_uid']}")
+        for account in accounts[1:]:
+            sim.control("POST", "events", {"account_id": account, "status": "busy"})
+        requests = settings["scheduling_request_ids"]
+        sim.control("POST", f"scheduling_requests/{requests[0]}", {"slot_selection": "cancelled"})
+        sim.control("POST", f"scheduling_requests/{requests[1]}", {"slot_selection": "complete"})
+        sim.control("POST", "advance", {"seconds": 60})
+
+        run(env, "Run 2 (incremental: only the changes)")
+        after = meltano_state(STATE_ID, env)
+        summary()
+        show(
+            """
+            select account_id, event_uid, free_busy_status, deleted, _sdc_deleted_at
+            from warehouse.cronofy.free_busy
+            where last_modified = (select max(last_modified) from warehouse.cronofy.free_busy)
+            order by deleted, account_id
+        """,
+            "rows loaded by run 2 (deleted events are kept, marked deleted)",
+        )
+        heading("State in Meltano's system database")
+        for label, state in (("after run 1", before), ("after run 2", after)):
+            partitions = state["singer_state"]["bookmarks"]["free_busy"]["partitions"]
+            print(
+                f"  {label}: "
+                + ", ".join(
+                    f"{p['context']['account_id']}={p['replication_key_value']}" for p in partitions
+                )
+            )
+    finally:
+        sim.stop()
+        print("\nSimulator stopped.")
+
+    heading("Point the same project at your real Cronofy account")
+    print("""  meltano config tap-cronofy unset api_url
+  meltano config tap-cronofy set data_center us          # or uk, de, au, ca, sg
+  meltano config tap-cronofy set access_token  <ACCESS_TOKEN>
+  meltano config tap-cronofy set refresh_token <REFRESH_TOKEN>
+  meltano config tap-cronofy set client_id     <CLIENT_ID>
+  meltano config tap-cronofy set client_secret <CLIENT_SECRET>
+  meltano run tap-cronofy target-duckdb
+or export TAP_CRONOFY_ACCESS_TOKEN=... (and the others) instead. See README.md.""")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Real `meltano run` into real DuckDB and PostgreSQL, twice, with changes in between."""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+import pytest
+
+from demo.project import free_port, meltano, meltano_env, meltano_state
+from tests.helpers import expected_first_sync
+from tests.postgres import PostgresServer, find_bindir
+
+
+@pytest.fixture
+def project(sim, tmp_path):
+    """Meltano pointed at the simulator, with its own system database and warehouse file."""
+    settings = {
+        "api_url": sim.url,
+        "client_id": sim.client_id,
+        "client_secret": sim.client_secret,
+        "accounts": [
+            {
+                "account_id": a.account_id,
+                "access_token": a.access_token,
+                "refresh_token": a.refresh_token,
+            }
+            for a in sim.accounts.values()
+        ],
+        "scheduling_request_ids": list(sim.scheduling)[:30],
+        "max_retry_wait_seconds": 1,
+    }
+    env = meltano_env(
+        settings,
+        MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
+        TARGET_DUCKDB_FILEPATH=str(tmp_path / "warehouse.duckdb"),
+    )
+    return env, tmp_path / "warehouse.duckdb"
+
+
+def change_some_data(sim) -> dict:
+    sim.advance(60)
+    first, _, third = sorted(sim.accounts)
+    live = [e for e in sim.events_of(first) if not e.deleted and not e.managed]
+    modified = [
+        sim.modify_event(first, e.event_uid, status="unknown" if e.status != "unknown" else "busy")
+        for e in live[:2]
+    ]
+    deleted = sim.delete_event(first, live[2].event_uid)
+    created = sim.create_event(third, status="tentative")
+    request_id = list(sim.scheduling)[4]
+    sim.set_slot_selection(
+        request_id,
+        "cancelled" if sim.scheduling[request_id]["slot_selection"] != "cancelled" else "expired",
+    )
+    sim.advance(60)
+    return {
+        "modified": modified,
+        "deleted": deleted,
+        "created": created,
+        "request": request_id,
+        "first": first,
+        "third": third,
+    }
+
+
+def free_busy_rows(con) -> list[tuple]:
+    return con.execute(
+        "select account_id, calendar_id, event_uid, free_busy_status, deleted, _sdc_deleted_at "
+        "from cronofy.free_busy"
+    ).fetchall()
+
+
+def test_meltano_into_duckdb_twice(sim, project):
+    env, warehouse = project
+    state_id = "dev:tap-cronofy-to-target-duckdb"
+    meltano("run", "tap-cronofy", "target-duckdb", env=env)
+    expected = expected_first_sync(sim)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = free_busy_rows(con)
+        assert len(rows) == len(expected), "every emitted record is a row (no dropped rows)"
+        assert {r[:3] for r in rows} == expected
+        assert con.execute("select count(*) from cronofy.scheduling_requests").fetchone()[0] == 30
+    state_1 = meltano_state(state_id, env)
+
+    change = change_some_data(sim)
+    meltano("run", "tap-cronofy", "target-duckdb", env=env)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = free_busy_rows(con)
+        keys = [r[:3] for r in rows]
+        assert len(keys) == len(set(keys)), "updated rows are updated, not duplicated"
+        assert len(rows) == len(expected) + 1, "one new event"
+        by_uid = {r[2]: r for r in rows}
+        for event in change["modified"]:
+            assert by_uid[event.event_uid][3] == event.status
+        assert by_uid[change["deleted"].event_uid][4] is True
+        assert by_uid[change["deleted"].event_uid][5] is not None
+        assert by_uid[change["created"].event_uid][3] == "tentative"
+        selection = con.execute(
+            "select slot_selection from cronofy.scheduling_requests where scheduling_request_id = ?",
+            [change["request"]],
+        ).fetchone()[0]
+        assert selection == sim.scheduling[change["request"]]["slot_selection"]
+        assert con.execute("select count(*) from cronofy.scheduling_requests").fetchone()[0] == 30
+    state_2 = meltano_state(state_id, env)
+    before = {
+        p["context"]["account_id"]: p["replication_key_value"]
+        for p in state_1["singer_state"]["bookmarks"]["free_busy"]["partitions"]
+    }
+    after = {
+        p["context"]["account_id"]: p["replication_key_value"]
+        for p in state_2["singer_state"]["bookmarks"]["free_busy"]["partitions"]
+    }
+    assert set(after) == set(sim.accounts) and all(after[a] > before[a] for a in after)
+
+
+def test_duckdb_hard_delete_removes_deleted_events(sim, project):
+    env, warehouse = project
+    env = {**env, "TARGET_DUCKDB_HARD_DELETE": "true"}
+    meltano("run", "tap-cronofy", "target-duckdb", env=env)
+    change = change_some_data(sim)
+    meltano("run", "tap-cronofy", "target-duckdb", env=env)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        uids = {r[2] for r in free_busy_rows(con)}
+    assert change["deleted"].event_uid not in uids
+    assert change["created"].event_uid in uids
+    assert len(uids) == len(expected_first_sync(sim))  # one gone, one new
+
+
+@pytest.fixture
+def postgres():
+    if find_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run should have installed it")
+        pytest.skip("PostgreSQL server binaries not installed on this machine")
+    server = PostgresServer(free_port())
+    yield server
+    server.stop()
+
+
+def test_meltano_into_postgres_twice(sim, project, postgres):
+    import psycopg
+
+    env, _ = project
+    env = {
+        **env,
+        "TARGET_POSTGRES_HOST": "127.0.0.1",
+        "TARGET_POSTGRES_PORT": str(postgres.port),
+        "TARGET_POSTGRES_USER": postgres.user,
+        "TARGET_POSTGRES_PASSWORD": "unused",
+        "TARGET_POSTGRES_DATABASE": "postgres",
+    }
+    meltano("run", "tap-cronofy", "target-postgres", env=env)
+    expected = expected_first_sync(sim)
+    dsn = f"host=127.0.0.1 port={postgres.port} user={postgres.user} dbname=postgres"
+    with psycopg.connect(dsn) as con:
+        rows = con.execute(
+            "select account_id, calendar_id, event_uid from cronofy.free_busy"
+        ).fetchall()
+        assert len(rows) == len(expected) and set(rows) == expected
+    change = change_some_data(sim)
+    meltano("run", "tap-cronofy", "target-postgres", env=env)
+    with psycopg.connect(dsn) as con:
+        rows = con.execute(
+            "select event_uid, free_busy_status, deleted from cronofy.free_busy"
+        ).fetchall()
+        assert len(rows) == len(expected) + 1 and len({r[0] for r in rows}) == len(rows)
+        by_uid = {r[0]: r for r in rows}
+        for event in change["modified"]:
+            assert by_uid[event.event_uid][1] == event.status
+        assert by_uid[change["deleted"].event_uid][2] is True
+        count = con.execute("select count(*) from cronofy.scheduling_requests").fetchone()[0]
+        assert count == 30
