@@ -29,7 +29,8 @@ def summary() -> None:
     show(
         """
         select account_id, calendar_id,
-               round(sum(epoch(end_time::timestamp - start_time::timestamp)) / 3600, 1) as busy_hours,
+               round(sum(epoch(end_time::timestamp - start_time::timestamp)) / 3600, 1)
+                   as busy_hours,
                count(*) as periods
         from warehouse.cronofy.free_busy
         where free_busy_status in ('busy', 'tentative') and not deleted

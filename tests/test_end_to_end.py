@@ -97,7 +97,8 @@ def test_meltano_into_duckdb_twice(sim, project):
         assert by_uid[change["deleted"].event_uid][5] is not None
         assert by_uid[change["created"].event_uid][3] == "tentative"
         selection = con.execute(
-            "select slot_selection from cronofy.scheduling_requests where scheduling_request_id = ?",
+            "select slot_selection from cronofy.scheduling_requests"
+            " where scheduling_request_id = ?",
             [change["request"]],
         ).fetchone()[0]
         assert selection == sim.scheduling[change["request"]]["slot_selection"]
