@@ -23,6 +23,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each request")
     parser.add_argument("--rate-limit-per-minute", type=int, default=0)
     parser.add_argument("--rate-limit-per-second", type=int, default=0)
+    parser.add_argument(
+        "--bulk-events",
+        type=int,
+        default=0,
+        help="add this many plain in-window events to each account",
+    )
     parser.add_argument("--write-config", help="write a tap config for the seeded accounts here")
     args = parser.parse_args()
 
@@ -34,6 +40,8 @@ def main() -> None:
         scheduling_requests=args.scheduling_requests,
     )
     sim.latency = args.latency
+    for account_id in sim.accounts if args.bulk_events else ():
+        sim.add_bulk_events(account_id, args.bulk_events)
     if args.rate_limit_per_second:
         sim.rate_limits.append((args.rate_limit_per_second, 1.0))
     if args.rate_limit_per_minute:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
+import json
 import random
 import secrets
 import threading
@@ -22,6 +24,10 @@ DAYS_AHEAD = 201
 STATUSES = ("busy", "tentative", "free", "unknown")
 SLOT_SELECTIONS = ("pending", "pending_rescheduling", "complete", "expired", "cancelled")
 _ZONES = set(available_timezones()) | {"Etc/UTC", "UTC"}
+
+
+class RawJSON(bytes):
+    """A JSON body already rendered (pages are rendered once and served as bytes)."""
 
 
 class APIError(Exception):
@@ -137,6 +143,9 @@ class Simulator:
         self._served: list[float] = []
         self.rate_limited_count = 0
         self._queries: dict[str, Query] = {}
+        self._query_cache: dict[tuple, str] = {}
+        self._rendered: dict[tuple, tuple[RawJSON, str | None]] = {}
+        self.version = 0  # bumped by every data change; cached query results depend on it
         self._pages: dict[str, tuple[str, int]] = {}
         self.accounts: dict[str, Account] = {}
         self.scheduling: dict[str, dict] = {}
@@ -171,6 +180,7 @@ class Simulator:
         scheduling_requests: int = 40,
     ) -> None:
         with self.lock:
+            self.version += 1
             rng = random.Random(seed)
             self.accounts = {}
             self._queries.clear()
@@ -197,6 +207,26 @@ class Simulator:
         self.add_events(account_id, events, rng)
         return account
 
+    def add_bulk_events(self, account_id: str, count: int) -> None:
+        """``count`` plain timed events inside the default window (for benchmarks)."""
+        with self.lock:
+            self.version += 1
+            account = self.accounts[account_id]
+            start = self.now_dt().replace(hour=0, minute=0, second=0, microsecond=0)
+            stamp = self.now() - 86400
+            for number in range(count):
+                begin = start + dt.timedelta(minutes=15 * (number % 12000))
+                uid = f"evt_bulk_{number:08d}"
+                calendar = account.calendars[number % len(account.calendars)]
+                account.events[(calendar, uid)] = Event(
+                    calendar_id=calendar,
+                    event_uid=uid,
+                    start=fmt_time(begin),
+                    end=fmt_time(begin + dt.timedelta(minutes=30)),
+                    status=STATUSES[number % 2],
+                    last_modified=stamp,
+                )
+
     def add_events(
         self,
         account_id: str,
@@ -209,6 +239,7 @@ class Simulator:
         event ids, some outside Cronofy's default window."""
         rng = rng or random.Random(count)
         with self.lock:
+            self.version += 1
             account = self.accounts[account_id]
             today = self.now_dt().replace(hour=0, minute=0, second=0, microsecond=0)
             made = []
@@ -309,6 +340,7 @@ class Simulator:
 
     def modify_event(self, account_id: str, event_uid: str, **changes: object) -> Event:
         with self.lock:
+            self.version += 1
             event = self._find(account_id, event_uid)
             for name, value in changes.items():
                 setattr(event, name, value)
@@ -320,6 +352,7 @@ class Simulator:
 
     def create_event(self, account_id: str, **values: object) -> Event:
         with self.lock:
+            self.version += 1
             account = self.accounts[account_id]
             values.setdefault("calendar_id", account.calendars[0])
             values.setdefault("status", "busy")
@@ -431,7 +464,7 @@ class Simulator:
 
     # Free-busy
 
-    def free_busy(self, token: str | None, params: dict[str, list[str]], base_url: str) -> dict:
+    def free_busy(self, token: str | None, params: dict[str, list[str]], base_url: str) -> RawJSON:
         account = self.authorize(token)
         flag = {
             name: (params.get(name) or ["false"])[-1] == "true"
@@ -488,7 +521,16 @@ class Simulator:
                 raise field_error("last_modified", "errors.invalid_time", "must be a Time") from exc
         calendars = set(params.get("calendar_ids[]") or [])
 
+        cache_key = (
+            account.account_id,
+            tuple(sorted((k, tuple(v)) for k, v in params.items())),
+            self.version,
+            self.page_size,
+            today,
+        )
         with self.lock:
+            if (query_id := self._query_cache.get(cache_key)) is not None:
+                return self._page(query_id, 1, base_url)
             selected = []
             for event in account.events.values():
                 if event.managed and not flag["include_managed"]:
@@ -521,6 +563,7 @@ class Simulator:
             pages = [periods[i : i + size] for i in range(0, len(periods), size)] or [[]]
             query_id = secrets.token_hex(8)
             self._queries[query_id] = Query(account.account_id, pages, userinfo)
+            self._query_cache[cache_key] = query_id
             return self._page(query_id, 1, base_url)
 
     @staticmethod
@@ -547,20 +590,30 @@ class Simulator:
             period["deleted"] = event.deleted
         return period
 
-    def _page(self, query_id: str, number: int, base_url: str) -> dict:
+    def _page(self, query_id: str, number: int, base_url: str) -> RawJSON:
+        """Page ``number`` of a query, rendered once; its next_page token stays valid."""
+        host = f"http://{self.next_page_host}" if self.next_page_host else base_url
+        key = (query_id, number, host)
+        if key in self._rendered:
+            body, token = self._rendered[key]
+            if token:
+                self._pages.setdefault(token, (query_id, number + 1))
+            return body
         query = self._queries[query_id]
-        body: dict = {"pages": {"current": number, "total": len(query.pages)}}
+        page: dict = {"pages": {"current": number, "total": len(query.pages)}}
+        token = None
         if number < len(query.pages):
-            token = secrets.token_hex(12)
+            token = hashlib.sha256(f"{query_id}:{number + 1}".encode()).hexdigest()[:24]
             self._pages[token] = (query_id, number + 1)
-            host = f"http://{self.next_page_host}" if self.next_page_host else base_url
-            body["pages"]["next_page"] = f"{host}/v1/free_busy/pages/{token}"
+            page["pages"]["next_page"] = f"{host}/v1/free_busy/pages/{token}"
         if query.userinfo is not None:
-            body["userinfo"] = query.userinfo
-        body["free_busy"] = query.pages[number - 1]
+            page["userinfo"] = query.userinfo
+        page["free_busy"] = query.pages[number - 1]
+        body = RawJSON(json.dumps(page, ensure_ascii=False).encode())
+        self._rendered[key] = (body, token)
         return body
 
-    def next_page(self, token: str | None, page_token: str, base_url: str) -> dict:
+    def next_page(self, token: str | None, page_token: str, base_url: str) -> RawJSON:
         account = self.authorize(token)
         with self.lock:
             found = self._pages.get(page_token)

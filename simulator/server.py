@@ -57,7 +57,7 @@ class Handler(BaseHTTPRequestHandler):
         return f"http://{self.headers.get('Host') or f'{host}:{port}'}"
 
     def send_json(self, status: int, body: object, headers: dict | None = None) -> None:
-        payload = json.dumps(body, ensure_ascii=False).encode()
+        payload = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))

@@ -226,8 +226,11 @@ def test_client_side_rate_limit_avoids_429(sim):
 
 def test_without_the_client_limit_the_simulator_would_429(sim):
     sim.page_size = 10
-    sim.rate_limits = [(6, 1.0)]
-    run = run_tap(tap_config(sim, sim.url, requests_per_second=1000), streams=FB)
+    sim.rate_limits = [(4, 1.0)]
+    config = tap_config(
+        sim, sim.url, requests_per_second=1000, max_retry_wait_seconds=2, max_retries=20
+    )
+    run = run_tap(config, streams=FB)
     assert sim.rate_limited_count > 0, "the simulator enforces its limit"
     assert run.returncode == 0, run.stderr
     assert_exact_full_sync(sim, run)

@@ -1,0 +1,57 @@
+"""Shared pieces of the benchmarks: the simulator process, configs, timed child processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from demo.project import SimulatorProcess  # noqa: E402
+
+PYTHON = sys.executable
+
+
+def free_busy_config(sim: SimulatorProcess, **overrides: object) -> dict:
+    settings = sim.tap_settings()
+    settings.pop("scheduling_request_ids")
+    settings.update(overrides)
+    return settings
+
+
+def write_json(data: object) -> str:
+    handle = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
+    json.dump(data, handle)
+    handle.close()
+    return handle.name
+
+
+def free_busy_catalog() -> str:
+    catalog = json.loads((ROOT / "catalog.json").read_text())
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] == "free_busy"
+    return write_json(catalog)
+
+
+def run_child(args: list[str]) -> tuple[dict, int]:
+    """Run a Python child whose last stdout line is JSON; return it and its peak RSS (KiB)."""
+    process = subprocess.Popen(
+        [PYTHON, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "LOGLEVEL": "WARNING"},
+    )
+    output = process.stdout.read().decode() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{args} failed with {process.returncode}")
+    return json.loads(output.strip().splitlines()[-1]), usage.ru_maxrss

@@ -1,0 +1,52 @@
+"""Child process: run the tap in-process against a config, output to /dev/null, and print
+{"records", "seconds"} for the sync alone (imports and start-up excluded)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    config_path, catalog_path, variant = sys.argv[1], sys.argv[2], sys.argv[3]
+    from singer_sdk.helpers.conform import TypeConformanceLevel
+    from singer_sdk.io_base import SingerWriter
+
+    from tap_cronofy.streams import FreeBusyStream
+    from tap_cronofy.tap import TapCronofy
+
+    tap_class = TapCronofy
+    if variant in ("sdk-default-writer", "sdk-defaults"):
+        tap_class = type("DefaultWriterTap", (TapCronofy,), {"message_writer_class": SingerWriter})
+    if variant == "sdk-defaults":
+        FreeBusyStream.TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE
+
+    config = json.loads(Path(config_path).read_text())
+    catalog = json.loads(Path(catalog_path).read_text())
+    real_stdout = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    tap = tap_class(config=config, catalog=catalog)
+    counted = {"records": 0}
+    original = FreeBusyStream._write_record_message
+
+    def counting(self, record):
+        counted["records"] += 1
+        return original(self, record)
+
+    FreeBusyStream._write_record_message = counting
+    started = time.perf_counter()
+    tap.sync_all()
+    sys.stdout.flush()
+    elapsed = time.perf_counter() - started
+    os.dup2(real_stdout, 1)
+    print(json.dumps({"records": counted["records"], "seconds": elapsed}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
