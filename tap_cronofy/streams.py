@@ -8,10 +8,14 @@ import json
 import typing as t
 from array import array
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo
 
+from singer_sdk import singerlib
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 
 from tap_cronofy.client import CronofyStream, format_time, server_time
 from tap_cronofy.errors import AccountError, CronofyAPIError, ExpiredPageError
@@ -49,10 +53,19 @@ def _to_utc(value: str, zone: str) -> str:
     return format_time(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
+def _utc_time(value: str | None, zone: str) -> str | None:
+    if not value:
+        return None
+    if len(value) == 20 and value[19] == "Z":
+        return value
+    return _to_utc(value, zone)
+
+
 @dataclass
 class Page:
     records: list[dict]
     watermark: str
+    extracted_at: dt.datetime
 
 
 class FreeBusyStream(CronofyStream):
@@ -71,6 +84,63 @@ class FreeBusyStream(CronofyStream):
     @property
     def partitions(self) -> list[dict]:
         return [{"account_id": account_id} for account_id in self._tap.account_ids(self)]
+
+    # Per-record work: the SDK's generic path does work this stream never needs.
+
+    def _increment_stream_state(
+        self, latest_record: dict, *, context: Context | None = None
+    ) -> None:
+        """Nothing per record: every record of a partition carries the same watermark, which
+        ``get_records`` writes as the bookmark once the partition is complete."""
+
+    def _process_record(
+        self,
+        record: dict,
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        """Nothing: records already hold ``account_id`` and this stream has no children."""
+
+    _extracted_at: dt.datetime | None = None
+
+    @cached_property
+    def _plain_output(self) -> bool:
+        """No stream map and no flattening: records go out exactly as built."""
+        maps = self.stream_maps
+        return (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == self.name
+            and not maps[0].flattening_enabled
+        )
+
+    @cached_property
+    def _has_deselected(self) -> bool:
+        return any(not self.mask[("properties", name)] for name in self.schema["properties"])
+
+    def _generate_record_messages(self, record: dict) -> Iterator[singerlib.RecordMessage]:
+        """As the SDK's, minus per-record selection walks when every field is selected and
+        type conformance (records are built with exact types in ``make_record``)."""
+        if self._has_deselected:
+            pop_deselected_record_properties(record, self.schema, self.mask)
+        extracted = self._extracted_at  # when its page arrived
+        if self._plain_output:
+            yield singerlib.RecordMessage(
+                stream=self.name,
+                record=record,
+                version=self._stream_version,
+                time_extracted=extracted,
+            )
+            return
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield singerlib.RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=extracted,
+                )
 
     def get_replication_key_signpost(self, context: Context | None = None) -> None:
         """No signpost: ``last_modified`` is Cronofy's clock, never a future data value."""
@@ -168,6 +238,7 @@ class FreeBusyStream(CronofyStream):
         try:
             for page in self._tap.prefetched_pages(self, account_id):
                 watermark = page.watermark
+                self._extracted_at = page.extracted_at
                 yield from page.records
         except AccountError as exc:
             # Finish the other accounts; this one's bookmark stays where it was.
@@ -206,7 +277,7 @@ class FreeBusyStream(CronofyStream):
                     if skip is not None:
                         records = [r for r, k in zip(records, keys) if k not in skip]
                     emitted.extend(keys)
-                    yield Page(records, watermark)
+                    yield Page(records, watermark, utc_now())
                 return
             except ExpiredPageError as exc:
                 if skip is not None:
@@ -257,8 +328,8 @@ class FreeBusyStream(CronofyStream):
             "end": end,
             "start_tzid": start_tzid,
             "end_tzid": end_tzid,
-            "start_time": _to_utc(start, start_tzid or zone) if start else None,
-            "end_time": _to_utc(end, end_tzid or zone) if end else None,
+            "start_time": _utc_time(start, start_tzid or zone),
+            "end_time": _utc_time(end, end_tzid or zone),
             "all_day": bool(start) and len(start) == 10,
             "free_busy_status": period.get("free_busy_status"),
             "deleted": deleted,
