@@ -187,6 +187,8 @@ class Handler(BaseHTTPRequestHandler):
                 }
                 for a in sim.accounts.values()
             ]
+        if head == "stats":
+            return {"rate_limited": sim.rate_limited_count, "requests": len(sim.requests)}
         if head == "app":
             return {"client_id": sim.client_id, "client_secret": sim.client_secret}
         if head == "reset" and method == "POST":

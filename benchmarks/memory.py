@@ -1,0 +1,50 @@
+"""Benchmark 2: peak RSS of a tap process syncing 10,000 vs 200,000 periods.
+
+make bench-memory
+"""
+
+from __future__ import annotations
+
+import os
+
+from common import SimulatorProcess, free_busy_catalog, free_busy_config, run_child, write_json
+
+SIZES = [int(s) for s in os.environ.get("BENCH_MEMORY_SIZES", "10000,200000").split(",")]
+
+
+def peak_rss_kib(periods: int) -> int:
+    sim = SimulatorProcess(
+        "--accounts",
+        "1",
+        "--events-per-account",
+        "0",
+        "--bulk-events",
+        str(periods),
+        "--page-size",
+        "500",
+        "--scheduling-requests",
+        "0",
+    )
+    try:
+        config = write_json(
+            free_busy_config(sim, requests_per_second=100000, requests_per_minute=10000000)
+        )
+        run_child(["benchmarks/bare_loop.py", config])  # warm the simulator's cache
+        result, rss = run_child(["benchmarks/timed_tap.py", config, free_busy_catalog(), "tap"])
+        assert result["records"] == periods, result
+        return rss
+    finally:
+        sim.stop()
+
+
+def main() -> None:
+    peaks = {size: peak_rss_kib(size) for size in SIZES}
+    print("\nPeak RSS of the tap process (whole process, output to /dev/null)")
+    for size, rss in peaks.items():
+        print(f"  {size:>9,} periods: {rss / 1024:7.1f} MiB")
+    small, large = peaks[SIZES[0]], peaks[SIZES[-1]]
+    print(f"  ratio {SIZES[-1]:,} / {SIZES[0]:,}: {large / small:.2f}x (target <= 1.25x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Benchmark 3: HTTP requests per sync, counted by the simulator.
+
+make bench-requests
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from common import ROOT, SimulatorProcess
+
+sys.path.insert(0, str(ROOT))
+from tests.helpers import run_tap
+
+PERIODS = 12_345
+PAGE = 500
+IDS = 37
+
+
+def cronofy_requests(sim: SimulatorProcess) -> list[dict]:
+    return [r for r in sim.control("GET", "requests") if not r["path"].startswith("/_sim")]
+
+
+def main() -> None:
+    sim = SimulatorProcess(
+        "--accounts",
+        "1",
+        "--events-per-account",
+        "0",
+        "--bulk-events",
+        str(PERIODS),
+        "--page-size",
+        str(PAGE),
+        "--scheduling-requests",
+        "60",
+    )
+    try:
+        settings = sim.tap_settings()
+        ids = settings["scheduling_request_ids"][:30] + [f"srq_missing{n}" for n in range(7)]
+        config = dict(settings, scheduling_request_ids=ids)
+        account = settings["accounts"][0]["account_id"]
+        rows = []
+
+        sim.control("DELETE", "requests")
+        first = run_tap(config, streams=["free_busy"])
+        full = len(cronofy_requests(sim))
+        rows.append(
+            (
+                "free_busy full sync",
+                f"{len(first.records())} periods",
+                full,
+                math.ceil(PERIODS / PAGE),
+            )
+        )
+
+        sim.control("POST", "advance", {"seconds": 60})
+        events = sim.control("GET", f"events/{account}")
+        for event in events[:25]:
+            sim.control("PATCH", f"events/{account}/{event['event_uid']}", {"status": "tentative"})
+        sim.control("POST", "advance", {"seconds": 60})
+        sim.control("DELETE", "requests")
+        second = run_tap(config, first.state, streams=["free_busy"])
+        rows.append(
+            (
+                "free_busy incremental",
+                f"{len(second.records())} changed",
+                len(cronofy_requests(sim)),
+                math.ceil(25 / PAGE),
+            )
+        )
+
+        sim.control("DELETE", "requests")
+        third = run_tap(config, streams=["scheduling_requests"])
+        rows.append(
+            (
+                "scheduling_requests",
+                f"{IDS} ids, {len(third.records())} found",
+                len(cronofy_requests(sim)),
+                math.ceil(IDS / 10),
+            )
+        )
+    finally:
+        sim.stop()
+    print("\nHTTP requests per sync (counted by the simulator)")
+    print(f"  {'sync':<24} {'data':<22} {'requests':>8} {'minimum':>8}")
+    for name, data, count, minimum in rows:
+        print(f"  {name:<24} {data:<22} {count:>8} {minimum:>8}")
+
+
+if __name__ == "__main__":
+    main()
