@@ -17,6 +17,32 @@ from demo.project import SimulatorProcess  # noqa: E402
 PYTHON = sys.executable
 
 
+def bulk_simulator(periods: int, page_size: int = 500) -> SimulatorProcess:
+    """One account holding ``periods`` plain in-window events."""
+    return SimulatorProcess(
+        "--accounts",
+        "1",
+        "--events-per-account",
+        "0",
+        "--bulk-events",
+        str(periods),
+        "--page-size",
+        str(page_size),
+        "--scheduling-requests",
+        "60",
+    )
+
+
+def unlimited_config(sim: SimulatorProcess) -> str:
+    """Config file with client-side rate limits lifted (to measure per-record cost, not
+    the quota), after a warm-up pass that fills the simulator's page cache."""
+    config = write_json(
+        free_busy_config(sim, requests_per_second=100000, requests_per_minute=10000000)
+    )
+    run_child(["benchmarks/bare_loop.py", config])
+    return config
+
+
 def free_busy_config(sim: SimulatorProcess, **overrides: object) -> dict:
     settings = sim.tap_settings()
     settings.pop("scheduling_request_ids")

@@ -7,29 +7,15 @@ from __future__ import annotations
 
 import os
 
-from common import SimulatorProcess, free_busy_catalog, free_busy_config, run_child, write_json
+from common import bulk_simulator, free_busy_catalog, run_child, unlimited_config
 
 SIZES = [int(s) for s in os.environ.get("BENCH_MEMORY_SIZES", "10000,200000").split(",")]
 
 
 def peak_rss_kib(periods: int) -> int:
-    sim = SimulatorProcess(
-        "--accounts",
-        "1",
-        "--events-per-account",
-        "0",
-        "--bulk-events",
-        str(periods),
-        "--page-size",
-        "500",
-        "--scheduling-requests",
-        "0",
-    )
+    sim = bulk_simulator(periods)
     try:
-        config = write_json(
-            free_busy_config(sim, requests_per_second=100000, requests_per_minute=10000000)
-        )
-        run_child(["benchmarks/bare_loop.py", config])  # warm the simulator's cache
+        config = unlimited_config(sim)
         result, rss = run_child(["benchmarks/timed_tap.py", config, free_busy_catalog(), "tap"])
         assert result["records"] == periods, result
         return rss

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import sys
 
-from common import ROOT, SimulatorProcess
+from common import ROOT, SimulatorProcess, bulk_simulator
 
 sys.path.insert(0, str(ROOT))
 from tests.helpers import run_tap
@@ -23,18 +23,7 @@ def cronofy_requests(sim: SimulatorProcess) -> list[dict]:
 
 
 def main() -> None:
-    sim = SimulatorProcess(
-        "--accounts",
-        "1",
-        "--events-per-account",
-        "0",
-        "--bulk-events",
-        str(PERIODS),
-        "--page-size",
-        str(PAGE),
-        "--scheduling-requests",
-        "60",
-    )
+    sim = bulk_simulator(PERIODS, PAGE)
     try:
         settings = sim.tap_settings()
         ids = settings["scheduling_request_ids"][:30] + [f"srq_missing{n}" for n in range(7)]

@@ -49,7 +49,7 @@ def main() -> None:
     server = SimulatorServer(sim, args.host, args.port)
     if args.write_config:
         with open(args.write_config, "w", encoding="utf-8") as handle:
-            json.dump(tap_config(sim, server.url), handle, indent=2)
+            json.dump(sim.tap_config(server.url), handle, indent=2)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"Cronofy simulator on {server.url} ({len(sim.accounts)} accounts)", flush=True)
     try:
@@ -58,24 +58,6 @@ def main() -> None:
         pass
     finally:
         server.server_close()
-
-
-def tap_config(sim: Simulator, url: str) -> dict:
-    """A tap config that syncs every seeded account and scheduling request."""
-    return {
-        "api_url": url,
-        "client_id": sim.client_id,
-        "client_secret": sim.client_secret,
-        "accounts": [
-            {
-                "account_id": a.account_id,
-                "access_token": a.access_token,
-                "refresh_token": a.refresh_token,
-            }
-            for a in sim.accounts.values()
-        ],
-        "scheduling_request_ids": list(sim.scheduling),
-    }
 
 
 if __name__ == "__main__":

@@ -667,6 +667,24 @@ class Simulator:
                 ]
             }
 
+    def tap_config(self, url: str) -> dict:
+        """A tap config that syncs every account and scheduling request held here."""
+        with self.lock:
+            return {
+                "api_url": url,
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "accounts": [
+                    {
+                        "account_id": a.account_id,
+                        "access_token": a.access_token,
+                        "refresh_token": a.refresh_token,
+                    }
+                    for a in self.accounts.values()
+                ],
+                "scheduling_request_ids": list(self.scheduling),
+            }
+
     # Expectations for tests and the demo, computed from the stored data
 
     def events_of(self, account_id: str) -> list[Event]:

@@ -202,26 +202,16 @@ class FreeBusyStream(CronofyStream):
         today = dt.datetime.now(zone).date()
         earliest = today - dt.timedelta(days=DAYS_BACK_LIMIT)
         latest = today + dt.timedelta(days=DAYS_AHEAD_LIMIT)
-        if start := self.config.get("start_date"):
-            first = parse_config_date(start)
-            if first < earliest:
-                self.logger.warning(
-                    "start_date %s is further back than Cronofy allows (42 days); using %s.",
-                    first,
-                    earliest,
-                )
-                first = earliest
-            window["from"] = first.isoformat()
-        if end := self.config.get("end_date"):
-            last = parse_config_date(end)
-            if last > latest:
-                self.logger.warning(
-                    "end_date %s is further ahead than Cronofy allows (201 days); using %s.",
-                    last,
-                    latest,
-                )
-                last = latest
-            window["to"] = last.isoformat()
+        for setting, param, limit, beyond in (
+            ("start_date", "from", earliest, "further back than Cronofy allows (42 days)"),
+            ("end_date", "to", latest, "further ahead than Cronofy allows (201 days)"),
+        ):
+            if value := self.config.get(setting):
+                day = parse_config_date(value)
+                if (day < limit) if param == "from" else (day > limit):
+                    self.logger.warning("%s %s is %s; using %s.", setting, day, beyond, limit)
+                    day = limit
+                window[param] = day.isoformat()
         if "from" in window and "to" in window and window["from"] >= window["to"]:
             msg = (
                 f"start_date/end_date give an empty window ({window['from']} to {window['to']}) "

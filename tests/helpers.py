@@ -105,22 +105,10 @@ def select_streams(streams: list[str]) -> dict:
 
 
 def tap_config(sim: Simulator, url: str, **overrides: object) -> dict:
-    config = {
-        "api_url": url,
-        "client_id": sim.client_id,
-        "client_secret": sim.client_secret,
-        "accounts": [
-            {
-                "account_id": a.account_id,
-                "access_token": a.access_token,
-                "refresh_token": a.refresh_token,
-            }
-            for a in sim.accounts.values()
-        ],
-        **FAST_RETRIES,
-    }
-    config.update(overrides)
-    return config
+    """The simulator's accounts (no scheduling request ids), fast retries, then overrides."""
+    config = sim.tap_config(url)
+    del config["scheduling_request_ids"]
+    return {**config, **FAST_RETRIES, **overrides}
 
 
 def expected_first_sync(

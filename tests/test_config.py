@@ -39,6 +39,8 @@ def cronofy_requests(sim) -> list[dict]:
         ({"start_date": "2026-05-02", "end_date": "2026-05-01"}, "start_date"),
         ({"api_url": "ftp://example.com"}, "api_url"),
         ({"max_retries": 0}, "max_retries"),
+        ({"include_managed": "yes"}, "include_managed"),
+        ({"access_token": ""}, "access_token"),
         ({"requests_per_minute": "many"}, "requests_per_minute"),
         ({"client_id": None}, "client_id"),
         ({"scheduling_request_ids_file": "/nonexistent/ids.txt"}, "scheduling_request_ids_file"),
@@ -75,43 +77,35 @@ def test_scheduling_requests_selected_without_client_secret(sim):
     assert cronofy_requests(sim) == []
 
 
-def test_discovery_needs_no_credentials():
-    process = subprocess.run(
-        [sys.executable, "-m", "tap_cronofy", "--discover"],
+def tap_cli(*args: str) -> subprocess.CompletedProcess:
+    """The tap's command line with no config at all."""
+    return subprocess.run(
+        [sys.executable, "-m", "tap_cronofy", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
         check=False,
     )
+
+
+def test_discovery_needs_no_credentials():
+    process = tap_cli("--discover")
     assert process.returncode == 0, process.stderr
-    assert {s["tap_stream_id"] for s in json.loads(process.stdout)["streams"]} == {
-        "free_busy",
-        "scheduling_requests",
-    }
+    streams = {s["tap_stream_id"] for s in json.loads(process.stdout)["streams"]}
+    assert streams == {"free_busy", "scheduling_requests"}
 
 
 def test_catalog_json_matches_discovery():
-    process = subprocess.run(
-        [sys.executable, "-m", "tap_cronofy", "--discover"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
     committed = json.loads((ROOT / "catalog.json").read_text())
-    assert json.loads(process.stdout) == committed, "run `make catalog` and commit catalog.json"
+    assert json.loads(tap_cli("--discover").stdout) == committed, (
+        "run `make catalog` and commit catalog.json"
+    )
 
 
 def test_readme_settings_table_matches_about():
-    process = subprocess.run(
-        [sys.executable, "-m", "tap_cronofy", "--about", "--format=markdown"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    about = tap_cli("--about", "--format=markdown").stdout
     readme = (ROOT / "README.md").read_text()
-    rows = [line for line in process.stdout.splitlines() if line.startswith("| ")]
+    rows = [line for line in about.splitlines() if line.startswith("| ")]
     assert rows
     missing = [row for row in rows if row not in readme]
     assert not missing, f"README settings table is stale; run `make about`: {missing[:3]}"

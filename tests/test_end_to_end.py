@@ -15,21 +15,8 @@ from tests.postgres import PostgresServer, find_bindir
 @pytest.fixture
 def project(sim, tmp_path):
     """Meltano pointed at the simulator, with its own system database and warehouse file."""
-    settings = {
-        "api_url": sim.url,
-        "client_id": sim.client_id,
-        "client_secret": sim.client_secret,
-        "accounts": [
-            {
-                "account_id": a.account_id,
-                "access_token": a.access_token,
-                "refresh_token": a.refresh_token,
-            }
-            for a in sim.accounts.values()
-        ],
-        "scheduling_request_ids": list(sim.scheduling)[:30],
-        "max_retry_wait_seconds": 1,
-    }
+    settings = dict(sim.tap_config(sim.url), max_retry_wait_seconds=1)
+    settings["scheduling_request_ids"] = settings["scheduling_request_ids"][:30]
     env = meltano_env(
         settings,
         MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
