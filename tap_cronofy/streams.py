@@ -102,6 +102,21 @@ class FreeBusyStream(CronofyStream):
         """Nothing: records already hold ``account_id`` and this stream has no children."""
 
     _extracted_at: dt.datetime | None = None
+    _extracted_text = ""
+
+    @cached_property
+    def _direct_writer(self) -> t.Callable[..., None] | None:
+        """The writer's direct RECORD path, when records need no mapping or selection."""
+        if self._plain_output and not self._has_deselected:
+            return getattr(self._tap.message_writer, "write_record", None)
+        return None
+
+    def _write_record_message(self, record: dict) -> None:
+        if (write := self._direct_writer) is None:
+            super()._write_record_message(record)
+            return
+        write(self.name, record, self._stream_version, self._extracted_text)
+        self.state_manager.is_flushed = False
 
     @cached_property
     def _plain_output(self) -> bool:
@@ -229,6 +244,7 @@ class FreeBusyStream(CronofyStream):
             for page in self._tap.prefetched_pages(self, account_id):
                 watermark = page.watermark
                 self._extracted_at = page.extracted_at
+                self._extracted_text = page.extracted_at.isoformat(sep="T")
                 yield from page.records
         except AccountError as exc:
             # Finish the other accounts; this one's bookmark stays where it was.

@@ -11,6 +11,7 @@ from functools import cached_property
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import encoder as msgspec_encoder
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib.encoding.simple import StateMessage
 
@@ -52,6 +53,18 @@ class StateFlushingWriter(MsgSpecWriter):
         super().__init__(*args, **kwargs)
         self._pending = bytearray()
         atexit.register(self.flush)
+
+    def write_record(self, stream: str, record: dict, version: int | None, extracted: str) -> None:
+        """A RECORD line, encoded straight from the record: the same JSON the SDK's
+        RecordMessage gives, without building the message object."""
+        message: dict[str, t.Any] = {"type": "RECORD", "stream": stream, "record": record}
+        if version is not None:
+            message["version"] = version
+        message["time_extracted"] = extracted
+        self._pending += msgspec_encoder.encode(message)
+        self._pending += b"\n"
+        if len(self._pending) >= self.FLUSH_BYTES:
+            self.flush()
 
     def write_message(self, message: t.Any) -> None:
         self._pending += self.format_message(message)
