@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
+import os
 import sys
 import threading
 import typing as t
 from functools import cached_property
+from pathlib import Path
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -76,6 +80,31 @@ class StateFlushingWriter(MsgSpecWriter):
             sys.stdout.buffer.write(self._pending)
             self._pending.clear()
         sys.stdout.flush()
+
+
+def register_secrets(config: t.Any) -> None:
+    """Remember every secret of a config (a dict, a JSON file path, or a list of them) and
+    of the TAP_CRONOFY_* environment, so that logs and errors can mask them."""
+    sources: list[t.Any] = list(config) if isinstance(config, (list, tuple)) else [config]
+    for name, value in os.environ.items():
+        if name.startswith("TAP_CRONOFY_") and name.endswith(("TOKEN", "SECRET")):
+            SECRETS.add(value)
+        elif name == "TAP_CRONOFY_ACCOUNTS":
+            with contextlib.suppress(ValueError):
+                sources.append({"accounts": json.loads(value)})
+    for source in sources:
+        if isinstance(source, (str, Path)) and Path(source).is_file():
+            try:
+                source = json.loads(Path(source).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+        if not isinstance(source, t.Mapping):
+            continue
+        entries = source.get("accounts")
+        for entry in [source, *(entries if isinstance(entries, list) else [])]:
+            if isinstance(entry, t.Mapping):
+                for name in ("access_token", "refresh_token", "client_secret"):
+                    SECRETS.add(entry.get(name))
 
 
 class TapCronofy(Tap):
@@ -231,14 +260,11 @@ class TapCronofy(Tap):
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
+        # Mask secrets before the SDK validates (and may log) the config.
         install_log_redaction()
-        for name in ("access_token", "refresh_token", "client_secret"):
-            SECRETS.add(self.config.get(name))
-        for entry in self.config.get("accounts") or []:
-            if isinstance(entry, dict):
-                SECRETS.add(entry.get("access_token"))
-                SECRETS.add(entry.get("refresh_token"))
+        register_secrets(kwargs.get("config"))
+        super().__init__(*args, **kwargs)
+        register_secrets(self.config)
         if kwargs.get("validate_config", True) and (errors := validate_values(self.config)):
             raise ConfigValidationError("Config validation failed", errors=errors)
         self._auth_lock = threading.Lock()

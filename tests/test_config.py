@@ -109,3 +109,14 @@ def test_readme_settings_table_matches_about():
     assert rows
     missing = [row for row in rows if row not in readme]
     assert not missing, f"README settings table is stale; run `make about`: {missing[:3]}"
+
+
+def test_config_errors_never_echo_a_secret(sim):
+    token = "tok-secret-value-123"
+    config = tap_config(sim, sim.url, data_center=token)
+    config["accounts"][0]["access_token"] = token
+    run = run_tap(config)
+    assert run.returncode != 0
+    assert "data_center" in run.stderr
+    assert token not in run.stderr and token not in run.stdout
+    assert cronofy_requests(sim) == []
