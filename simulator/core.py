@@ -106,6 +106,7 @@ class Fault:
     location: str | None = None  # for redirect
     account_id: str | None = None  # only requests carrying this account's token
     body: dict | None = None  # JSON body of a status fault
+    after: int = 0  # let this many matching requests through first
 
 
 @dataclass
@@ -399,6 +400,9 @@ class Simulator:
                     and path.startswith(fault.path)
                     and (fault.account_id is None or fault.account_id == account_id)
                 ):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     fault.times -= 1
                     return fault
             return None

@@ -392,6 +392,9 @@ class TapCronofy(Tap):
         try:
             super().sync_all()
         except CronofyAPIError as exc:
+            # Bookmarks only ever cover emitted records, so the state as it stands is safe
+            # to save: a rerun continues from it without a gap.
+            self._state_writer.write_state(self.state)
             self.logger.error("%s", exc)
             raise SystemExit(1) from None
         finally:

@@ -141,3 +141,19 @@ def test_401_and_403_say_what_to_fix(sim):
     plan = run_tap(tap_config(sim, sim.url, scheduling_request_ids=ids), streams=SR)
     assert plan.returncode != 0
     assert "403" in plan.stderr and "Scheduler plan" in plan.stderr
+
+
+def test_failed_batch_keeps_what_was_emitted_and_rerun_fills_the_gap(sim):
+    ids = list(sim.scheduling)[:25]
+    config = tap_config(sim, sim.url, scheduling_request_ids=ids, max_retries=2)
+    sim.add_fault(status=503, times=10, after=2, path="/v1/scheduling_requests/query")
+    failed = run_tap(config, streams=SR)
+    assert failed.returncode != 0 and "Giving up after 2 tries" in failed.stderr
+    emitted = failed.record_keys("scheduling_requests")
+    assert sorted(emitted) == sorted(ids[:20])
+    saved = failed.state["bookmarks"]["scheduling_requests"]["fingerprints"]
+    assert sorted(item.rsplit(":", 1)[0] for item in saved) == sorted(ids[:20])
+    sim.faults.clear()
+    rerun = run_tap(config, failed.state, streams=SR)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(rerun.record_keys("scheduling_requests")) == sorted(ids[20:])
