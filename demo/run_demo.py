@@ -29,16 +29,17 @@ def summary() -> None:
     show(
         """
         select account_id, calendar_id,
-               round(sum(epoch(end_time::timestamp - start_time::timestamp)) / 3600, 1)
-                   as busy_hours,
-               count(*) as periods
+               round(sum(epoch(end_time::timestamp - start_time::timestamp) / 3600)
+                     filter (where not all_day), 1) as busy_hours,
+               count(*) filter (where not all_day) as timed_periods,
+               count(*) filter (where all_day) as all_day_periods
         from warehouse.cronofy.free_busy
         where free_busy_status in ('busy', 'tentative') and not deleted
           and start_time::timestamp >= current_date
           and start_time::timestamp < current_date + interval 14 day
         group by all order by account_id, calendar_id
     """,
-        "busy hours in the next two weeks, per account and calendar",
+        "busy and tentative time in the next two weeks, per account and calendar",
     )
     show(
         """
