@@ -87,6 +87,9 @@ class FreeBusyStream(CronofyStream):
 
     # Per-record work: the SDK's generic path does work this stream never needs.
 
+    _extracted_at: dt.datetime | None = None  # arrival of the page being emitted
+    _extracted_text = ""
+
     def _increment_stream_state(
         self, latest_record: dict, *, context: Context | None = None
     ) -> None:
@@ -100,9 +103,6 @@ class FreeBusyStream(CronofyStream):
         partition_context: Context | None = None,
     ) -> None:
         """Nothing: records already hold ``account_id`` and this stream has no children."""
-
-    _extracted_at: dt.datetime | None = None
-    _extracted_text = ""
 
     @cached_property
     def _direct_writer(self) -> t.Callable[..., None] | None:
@@ -134,19 +134,12 @@ class FreeBusyStream(CronofyStream):
         return any(not self.mask[("properties", name)] for name in self.schema["properties"])
 
     def _generate_record_messages(self, record: dict) -> Iterator[singerlib.RecordMessage]:
-        """As the SDK's, minus per-record selection walks when every field is selected and
-        type conformance (records are built with exact types in ``make_record``)."""
+        """As the SDK's, minus the selection walk when every field is selected, and minus
+        type conformance (records are built with exact types in ``make_record``). Used when
+        stream maps or a writer without ``write_record`` are in play."""
         if self._has_deselected:
             pop_deselected_record_properties(record, self.schema, self.mask)
         extracted = self._extracted_at  # when its page arrived
-        if self._plain_output:
-            yield singerlib.RecordMessage(
-                stream=self.name,
-                record=record,
-                version=self._stream_version,
-                time_extracted=extracted,
-            )
-            return
         for stream_map in self.stream_maps:
             mapped = stream_map.transform(record)
             if mapped is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import tempfile
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,6 +16,7 @@ from tests.helpers import (
     discovered_catalog,
     expected_first_sync,
     run_tap,
+    select_streams,
     selected_events,
     tap_config,
 )
@@ -342,3 +345,23 @@ def test_page_sizes_do_not_change_the_result(sim, page_size):
     first_urls = [r for r in sim.requests if r["path"] == "/v1/free_busy"]
     assert len(first_urls) == 3
     assert all(urlsplit(r["path"]).path for r in first_urls)
+
+
+def test_deselected_fields_and_stream_maps_still_apply(sim):
+    catalog = select_streams(FB)
+    entry = next(s for s in catalog["streams"] if s["tap_stream_id"] == "free_busy")
+    for item in entry["metadata"]:
+        if item["breadcrumb"] == ["properties", "event_id"]:
+            item["metadata"]["selected"] = False
+    config = tap_config(
+        sim, sim.url, stream_maps={"free_busy": {"is_busy": "free_busy_status == 'busy'"}}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "catalog.json")
+        path.write_text(json.dumps(catalog))
+        run = run_tap(config, extra_args=["--catalog", str(path)])
+    assert run.returncode == 0, run.stderr
+    records = run.records("free_busy")
+    assert records and all("event_id" not in r for r in records)
+    assert all(r["is_busy"] == (r["free_busy_status"] == "busy") for r in records)
+    assert set(run.record_keys()) == expected_first_sync(sim)
