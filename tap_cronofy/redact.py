@@ -14,18 +14,21 @@ class SecretRegistry:
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._longest_first: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
     def add(self, value: object) -> None:
         if isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH:
             with self._lock:
-                self._secrets.add(value)
+                if value not in self._secrets:
+                    self._secrets.add(value)
+                    # Longest first, so a secret that contains another is masked whole.
+                    self._longest_first = tuple(sorted(self._secrets, key=len, reverse=True))
 
     def redact(self, text: str) -> str:
-        if not self._secrets or not text:
+        if not text:
             return text
-        # Longest first, so a secret that contains another is masked whole.
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._longest_first:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
@@ -54,26 +57,20 @@ class RedactingFilter(logging.Filter):
 
 
 _FILTER = RedactingFilter()
+_installed = False
 
 
 def install_log_redaction() -> None:
-    """Attach the filter to every handler in the process, now and for handlers added later."""
-    root = logging.getLogger()
-    for handler in root.handlers:
-        if _FILTER not in handler.filters:
-            handler.addFilter(_FILTER)
-    for logger in logging.Logger.manager.loggerDict.values():
-        if isinstance(logger, logging.Logger):
-            for handler in logger.handlers:
-                if _FILTER not in handler.filters:
-                    handler.addFilter(_FILTER)
-    if not getattr(logging, "_cronofy_redaction", False):
-        original_factory = logging.getLogRecordFactory()
+    """Mask secrets in every log record of the process, whichever logger or handler."""
+    global _installed
+    if _installed:
+        return
+    make_record = logging.getLogRecordFactory()
 
-        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-            record = original_factory(*args, **kwargs)
-            _FILTER.filter(record)
-            return record
+    def redacted_record(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        _FILTER.filter(record)
+        return record
 
-        logging.setLogRecordFactory(factory)
-        logging._cronofy_redaction = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacted_record)
+    _installed = True

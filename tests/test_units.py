@@ -1,0 +1,97 @@
+"""Small pieces tested directly: secret masking, the rate limiter, the prefetcher."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from tap_cronofy.prefetch import OrderedPrefetcher
+from tap_cronofy.ratelimit import SlidingWindowLimiter
+from tap_cronofy.redact import MASK, SecretRegistry, install_log_redaction
+
+
+def test_secrets_are_masked_longest_first():
+    registry = SecretRegistry()
+    registry.add("abcd1234")
+    registry.add("abcd1234-extended")
+    registry.add("xy")  # too short to be a token: never masked
+    text = registry.redact("token=abcd1234-extended other=abcd1234 xy")
+    assert text == f"token={MASK} other={MASK} xy"
+
+
+def test_log_records_are_masked_including_tracebacks(caplog):
+    from tap_cronofy.redact import SECRETS
+
+    SECRETS.add("very-secret-token-42")
+    install_log_redaction()
+    logger = logging.getLogger("tap-cronofy-test")
+    with caplog.at_level(logging.INFO):
+        logger.info("sending %s", "very-secret-token-42")
+        try:
+            raise ValueError("bad token very-secret-token-42")
+        except ValueError:
+            logger.exception("failed")
+    text = caplog.text + "".join(r.exc_text or "" for r in caplog.records)
+    assert "very-secret-token-42" not in text
+    assert MASK in text
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_sliding_window_never_exceeds_any_window():
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([(5, 1.0), (12, 10.0)], clock=clock.time, sleep=clock.sleep)
+    starts = []
+    for _ in range(40):
+        limiter.acquire()
+        starts.append(clock.now)
+    for limit, window in ((5, 1.0), (12, 10.0)):
+        for i, start in enumerate(starts):
+            inside = [s for s in starts[i:] if s < start + window]
+            assert len(inside) <= limit
+    # and it does not wait longer than needed: 40 starts at 12 per 10 s take 30 s
+    assert starts[-1] == pytest.approx(30.0)
+
+
+def test_prefetcher_keeps_order_and_bounds_lookahead():
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def produce(key: str):
+        with lock:
+            started.append(key)
+        for n in range(3):
+            yield f"{key}-{n}"
+
+    keys = [f"k{n}" for n in range(10)]
+    prefetcher = OrderedPrefetcher(keys, produce, workers=3, buffer=1)
+    time.sleep(0.2)
+    assert sorted(started) == ["k0", "k1", "k2"], "at most `workers` keys ahead of the consumer"
+    out = [item for key in keys for item in prefetcher.items(key)]
+    assert out == [f"{k}-{n}" for k in keys for n in range(3)]
+    assert prefetcher.closed
+
+
+def test_prefetcher_hands_errors_to_the_consumer():
+    def produce(key: str):
+        yield key
+        if key == "b":
+            raise RuntimeError("boom")
+
+    prefetcher = OrderedPrefetcher(["a", "b", "c"], produce, workers=2)
+    assert list(prefetcher.items("a")) == ["a"]
+    with pytest.raises(RuntimeError, match="boom"):
+        list(prefetcher.items("b"))
+    assert list(prefetcher.items("c")) == ["c"]
