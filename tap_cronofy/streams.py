@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from singer_sdk import singerlib
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.helpers._state import get_state_if_exists
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
@@ -175,8 +176,9 @@ class FreeBusyStream(CronofyStream):
     # Query
 
     def bookmark(self, context: Context | None) -> str | None:
-        state = self.get_context_state(context)
-        if state.get("replication_key") == self.replication_key:
+        """The account's bookmark, read without creating state (workers call this)."""
+        state = get_state_if_exists(self.tap_state, self.name, state_partition_context=context)
+        if state and state.get("replication_key") == self.replication_key:
             return state.get("replication_key_value")
         return None
 
