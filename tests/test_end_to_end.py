@@ -176,3 +176,15 @@ def test_meltano_into_postgres_twice(sim, project, postgres):
         assert by_uid[change["deleted"].event_uid][2] is True
         count = con.execute("select count(*) from cronofy.scheduling_requests").fetchone()[0]
         assert count == 30
+
+
+def test_meltano_into_jsonl(sim, project, tmp_path):
+    env, _ = project
+    out = tmp_path / "jsonl"
+    out.mkdir()
+    result = meltano(
+        "run", "tap-cronofy", "target-jsonl", env={**env, "TARGET_JSONL_DESTINATION_PATH": str(out)}
+    )
+    lines = (out / "free_busy.jsonl").read_text().splitlines()
+    assert len(lines) == emitted(result, "free_busy") == len(expected_first_sync(sim))
+    assert len((out / "scheduling_requests.jsonl").read_text().splitlines()) == 30
