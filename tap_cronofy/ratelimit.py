@@ -12,18 +12,20 @@ class SlidingWindowLimiter:
 
     Cronofy counts requests per application per second and per minute; keeping every
     window (not just aligned ones) under the limit means the server can never count more,
-    whichever way it aligns its own windows. ``margin`` widens the window a little to
-    absorb the difference between when a request leaves here and when it arrives there.
+    whichever way it aligns its own windows. Each window is widened by ``margin`` (a
+    fraction) plus ``slack`` seconds, to absorb the difference between when a request
+    leaves here and when it arrives there (network and scheduling jitter).
     """
 
     def __init__(
         self,
         limits: list[tuple[int, float]],
         margin: float = 0.0,
+        slack: float = 0.0,
         clock: collections.abc.Callable[[], float] = time.monotonic,
         sleep: collections.abc.Callable[[float], None] = time.sleep,
     ) -> None:
-        self._windows = [(limit, window * (1 + margin)) for limit, window in limits]
+        self._windows = [(limit, window * (1 + margin) + slack) for limit, window in limits]
         self._starts: list[collections.deque[float]] = [collections.deque() for _ in limits]
         self._lock = threading.Lock()
         self._clock = clock

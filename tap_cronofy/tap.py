@@ -286,6 +286,7 @@ class TapCronofy(Tap):
                 (int(self.config.get("requests_per_minute") or 500), 60.0),
             ],
             margin=0.02,
+            slack=0.1,
         )
 
     @cached_property
