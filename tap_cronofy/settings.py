@@ -132,14 +132,20 @@ def _check_id_list(config: t.Mapping[str, t.Any], name: str, errors: list[str]) 
         return
     seen: set[str] = set()
     for item in value:
-        if not isinstance(item, str) or not item.strip():
-            errors.append(f"`{name}` contains an empty or non-string id: {item!r}.")
-        elif item != item.strip() or any(ch.isspace() for ch in item):
-            errors.append(f"`{name}` contains an id with whitespace: {item!r}.")
-        elif item in seen:
-            errors.append(f"`{name}` lists {item!r} more than once.")
-        else:
-            seen.add(item)
+        if problem := _id_problem(item, seen):
+            errors.append(f"`{name}` has {problem}: {item!r}.")
+
+
+def _id_problem(value: object, seen: set[str]) -> str | None:
+    """What is wrong with an id (empty, whitespace, repeated), recording it as seen."""
+    if not isinstance(value, str) or not value.strip():
+        return "an empty or non-string id"
+    if any(ch.isspace() for ch in value):
+        return "an id with whitespace"
+    if value in seen:
+        return "an id listed more than once"
+    seen.add(value)
+    return None
 
 
 def validate_values(config: t.Mapping[str, t.Any]) -> list[str]:
@@ -177,14 +183,11 @@ def validate_values(config: t.Mapping[str, t.Any]) -> list[str]:
                 errors.append(f"{where} must be an object with account_id and access_token.")
                 continue
             account_id = entry.get("account_id")
-            if not isinstance(account_id, str) or not account_id.strip():
+            if account_id is None:
                 errors.append(f"{where} has no `account_id`.")
-            elif account_id != account_id.strip() or any(c.isspace() for c in account_id):
-                errors.append(f"{where} `account_id` contains whitespace.")
-            elif account_id in seen:
-                errors.append(f"{where} repeats account_id {account_id!r}.")
+            elif problem := _id_problem(account_id, seen):
+                errors.append(f"{where} has {problem} as `account_id`: {account_id!r}.")
             else:
-                seen.add(account_id)
                 where = f"`accounts` entry {account_id!r}"
             token = entry.get("access_token")
             if not isinstance(token, str) or not token.strip():

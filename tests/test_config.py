@@ -30,7 +30,7 @@ def cronofy_requests(sim) -> list[dict]:
                     {"account_id": "acc_1", "access_token": "e5f6g7h8"},
                 ]
             },
-            "repeats account_id",
+            "listed more than once as `account_id`",
         ),
         ({"calendar_ids": ["cal_1", "cal_1"]}, "calendar_ids"),
         ({"calendar_ids": ["cal 1"]}, "calendar_ids"),
