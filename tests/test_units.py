@@ -77,7 +77,10 @@ def test_prefetcher_keeps_order_and_bounds_lookahead():
 
     keys = [f"k{n}" for n in range(10)]
     prefetcher = OrderedPrefetcher(keys, produce, workers=3, buffer=1)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while len(started) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # give a fourth key the chance to start, were the bound broken
     assert sorted(started) == ["k0", "k1", "k2"], "at most `workers` keys ahead of the consumer"
     out = [item for key in keys for item in prefetcher.items(key)]
     assert out == [f"{k}-{n}" for k in keys for n in range(3)]
