@@ -140,11 +140,11 @@ class AccountAuth(BearerAuth):
                 SECRETS.add(payload["refresh_token"])
                 self._refresh_token = payload["refresh_token"]
             expires_in = payload.get("expires_in")
-            self._expires_at = (
-                time.time() + float(expires_in) - EXPIRY_MARGIN_SECONDS
-                if isinstance(expires_in, (int, float))
-                else None
-            )
+            if isinstance(expires_in, (int, float)) and expires_in > 0:
+                margin = min(EXPIRY_MARGIN_SECONDS, expires_in / 2)
+                self._expires_at = time.time() + expires_in - margin
+            else:
+                self._expires_at = None
             self._refreshed_tokens.add(token)
             self._token = token
             self.refresh_count += 1

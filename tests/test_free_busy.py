@@ -244,24 +244,29 @@ def test_refresh_once_on_401_and_keep_the_rotated_token(sim):
     assert later and all(r["authorization"] == f"Bearer {new_token}" for r in later)
 
 
-def test_rotated_refresh_token_is_used_for_the_next_refresh(sim):
+def account_auth(sim):
+    """A real AccountAuth for the simulator's first account, and a stream to post with."""
     from tap_cronofy.auth import AccountAuth
     from tap_cronofy.settings import AccountConfig
     from tap_cronofy.tap import TapCronofy
 
     account = next(iter(sim.accounts.values()))
-    tap = TapCronofy(config=tap_config(sim, sim.url))
-    stream = tap.streams["free_busy"]
+    stream = TapCronofy(config=tap_config(sim, sim.url)).streams["free_busy"]
     auth = AccountAuth(
         sim.url,
         AccountConfig(account.account_id, account.access_token, account.refresh_token),
         client_id=sim.client_id,
         client_secret=sim.client_secret,
     )
+    return auth, stream, account.account_id
+
+
+def test_rotated_refresh_token_is_used_for_the_next_refresh(sim):
+    auth, stream, account_id = account_auth(sim)
     auth.refresh(auth.token, stream.post_json)
     auth.refresh(auth.token, stream.post_json)  # the first refresh rotated the refresh token
     assert auth.refresh_count == 2
-    assert auth.token == sim.accounts[account.account_id].access_token
+    assert auth.token == sim.accounts[account_id].access_token
 
 
 def test_localized_times_keep_offsets_and_zone(sim):
@@ -384,3 +389,16 @@ def test_parallel_fetching_emits_exactly_what_a_sequential_run_does(sim):
 
     assert shape(parallel) == shape(sequential)
     assert len(shape(parallel)[-1]) == 10
+
+
+def test_token_is_refreshed_ahead_of_its_expiry(sim):
+    auth, stream, account_id = account_auth(sim)
+    auth.ensure_fresh(stream.post_json)
+    assert auth.refresh_count == 0, "expiry unknown until Cronofy states it"
+    auth.refresh(auth.token, stream.post_json)  # Cronofy says: expires_in 3600
+    auth.ensure_fresh(stream.post_json)
+    assert auth.refresh_count == 1, "not yet near expiry"
+    auth._expires_at = 0  # the refresh deadline has passed
+    auth.ensure_fresh(stream.post_json)
+    assert auth.refresh_count == 2
+    assert auth.token == sim.accounts[account_id].access_token
