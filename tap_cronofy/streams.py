@@ -202,11 +202,13 @@ class FreeBusyStream(CronofyStream):
             params["include_deleted"] = "true"
             params["last_modified"] = format_time(since - dt.timedelta(seconds=lookback))
         else:
-            params.update(self.first_sync_window())
+            params.update(self.first_sync_window)
         return params
 
+    @cached_property
     def first_sync_window(self) -> dict[str, str]:
-        """``from``/``to`` from start_date/end_date, clamped into Cronofy's window."""
+        """``from``/``to`` from start_date/end_date, clamped into Cronofy's window (worked
+        out, and any clamping logged, once per run)."""
         window: dict[str, str] = {}
         zone = ZoneInfo(self.config.get("tzid") or "Etc/UTC")
         today = dt.datetime.now(zone).date()
