@@ -27,7 +27,3 @@ class ExpiredPageError(CronofyAPIError):
 
 class ForeignHostError(CronofyAPIError):
     """A URL pointed away from the configured API host; the token is not sent there."""
-
-
-class FailedAccountsError(Exception):
-    """Raised after a run in which some accounts failed while others were synced."""

@@ -357,7 +357,7 @@ class SchedulingRequestsStream(CronofyStream):
         return None
 
     def auth_for(self, context: Context | None) -> BearerAuth:
-        return self._tap.client_secret_auth()
+        return self._tap.client_secret_auth
 
     def credential_error(
         self, context: Context | None, status: int, detail: str

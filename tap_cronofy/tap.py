@@ -337,11 +337,9 @@ class TapCronofy(Tap):
             return self._account_auths[account_id]
 
     @cached_property
-    def _client_secret_auth(self) -> BearerAuth:
-        return BearerAuth(api_base_url(self.config), self.config["client_secret"], "client_secret")
-
     def client_secret_auth(self) -> BearerAuth:
-        return self._client_secret_auth
+        """The Bearer of the scheduling request query: the Internal Application's secret."""
+        return BearerAuth(api_base_url(self.config), self.config["client_secret"], "client_secret")
 
     def prefetched_pages(self, stream: FreeBusyStream, account_id: str) -> Iterator[Page]:
         """``account_id``'s pages, fetched ahead together with the next accounts'."""
