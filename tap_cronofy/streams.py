@@ -30,7 +30,6 @@ if t.TYPE_CHECKING:
 
     from tap_cronofy.auth import BearerAuth
 
-PROGRESS_MARKERS = "progress_markers"
 # Cronofy's window: 42 days back, 201 ahead. One day inside each, so that clock or
 # time-zone differences between this host and Cronofy never provoke a 422.
 DAYS_BACK_LIMIT = 41
@@ -45,16 +44,15 @@ def _flag(value: bool) -> str:
 
 @lru_cache(maxsize=8192)
 def _to_utc(value: str, zone: str) -> str:
-    """A Cronofy Date or Time as a UTC time string; dates are midnight in ``zone``."""
+    """A Cronofy Date (midnight in ``zone``) or a Time with an offset, in UTC."""
     if len(value) == 10:
         midnight = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), ZoneInfo(zone))
         return format_time(midnight)
-    if value.endswith("Z") and len(value) == 20:
-        return value
     return format_time(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
 def _utc_time(value: str | None, zone: str) -> str | None:
+    """A period boundary as a UTC time string; Cronofy's plain UTC times pass as they are."""
     if not value:
         return None
     if len(value) == 20 and value[19] == "Z":
@@ -245,11 +243,9 @@ class FreeBusyStream(CronofyStream):
                 yield from page.records
         except AccountError as exc:
             # Finish the other accounts; this one's bookmark stays where it was.
-            self.get_context_state(context).pop(PROGRESS_MARKERS, None)
             self._tap.record_account_failure(exc)
             return
         state = self.get_context_state(context)
-        state.pop(PROGRESS_MARKERS, None)
         if watermark is not None:
             # Also for accounts with no changes: the SDK bookmarks only partitions with records.
             state["replication_key"] = self.replication_key
