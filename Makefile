@@ -24,6 +24,7 @@ $(PLUGINS): $(READY) meltano.yml
 
 test: $(READY) $(PLUGINS)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: $(READY)

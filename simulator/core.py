@@ -64,6 +64,7 @@ class Event:
     managed: bool = False
     event_id: str | None = None
     deleted: bool = False
+    tzid: str | None = None  # the event's own zone (localized_times); None = the query's
 
     @property
     def all_day(self) -> bool:
@@ -80,6 +81,52 @@ class Event:
 
 
 @dataclass
+class Series:
+    """A recurring event: one occurrence every ``every_days`` from ``first`` (a UTC Time),
+    forever unless ``count`` is set. Each occurrence is its own period with its own
+    event_uid (``<uid>_<yyyymmdd>``); editing the series modifies every occurrence."""
+
+    calendar_id: str
+    uid: str
+    first: str
+    minutes: int
+    every_days: int
+    status: str
+    last_modified: float
+    count: int | None = None
+    deleted: bool = False
+    tzid: str | None = None
+
+    def occurrences(self, lower: dt.datetime, upper: dt.datetime) -> list[Event]:
+        """Occurrences overlapping [lower, upper)."""
+        start = parse_time(self.first)
+        step = dt.timedelta(days=self.every_days)
+        length = dt.timedelta(minutes=self.minutes)
+        skip = max(0, int((lower - length - start) / step))
+        made = []
+        number = skip
+        while self.count is None or number < self.count:
+            begin = start + number * step
+            if begin >= upper:
+                break
+            if begin + length >= lower:
+                made.append(
+                    Event(
+                        calendar_id=self.calendar_id,
+                        event_uid=f"{self.uid}_{begin:%Y%m%d}",
+                        start=fmt_time(begin),
+                        end=fmt_time(begin + length),
+                        status=self.status,
+                        last_modified=self.last_modified,
+                        deleted=self.deleted,
+                        tzid=self.tzid,
+                    )
+                )
+            number += 1
+        return made
+
+
+@dataclass
 class Account:
     account_id: str
     email: str
@@ -91,6 +138,8 @@ class Account:
     scopes: set[str] = field(default_factory=lambda: {"read_free_busy"})
     locked: bool = False
     revoked: bool = False
+    token_issued: float = 0.0  # simulator clock; the access token expires token_lifetime later
+    series: dict[str, Series] = field(default_factory=dict)
 
 
 @dataclass
@@ -131,8 +180,10 @@ class Simulator:
         self.client_id = "sim-client-id"
         self.client_secret = "sim-client-secret-9f8e7d"
         self.scheduler_plan = True
-        self.rotate_refresh_tokens = True
+        self.scheduler_secret: str | None = None  # an Internal Application's; else client_secret
+        self.rotate_refresh_tokens = False  # Cronofy returns the same refresh token (its docs)
         self.token_lifetime = 3600
+        self.sync_lag = 0.0  # a change is stamped last_modified this many seconds in the past
         self.clock_offset = 0.0
         self.latency = 0.0
         self.page_size = page_size
@@ -203,6 +254,7 @@ class Simulator:
             access_token=f"sim-at-{index}-{rng.getrandbits(64):016x}",
             refresh_token=f"sim-rt-{index}-{rng.getrandbits(64):016x}",
             calendars=calendars,
+            token_issued=self.now(),
         )
         self.accounts[account_id] = account
         self.add_events(account_id, events, rng)
@@ -345,7 +397,7 @@ class Simulator:
             event = self._find(account_id, event_uid)
             for name, value in changes.items():
                 setattr(event, name, value)
-            event.last_modified = self.now()
+            event.last_modified = self.now() - self.sync_lag
             return event
 
     def delete_event(self, account_id: str, event_uid: str) -> Event:
@@ -364,9 +416,38 @@ class Simulator:
                 )
                 values["start"] = fmt_time(begin)
                 values["end"] = fmt_time(begin + dt.timedelta(hours=1))
-            event = Event(last_modified=self.now(), **values)  # type: ignore[arg-type]
+            event = Event(last_modified=self.now() - self.sync_lag, **values)  # type: ignore[arg-type]
             account.events[(event.calendar_id, event.event_uid)] = event
             return event
+
+    def create_series(self, account_id: str, **values: object) -> Series:
+        with self.lock:
+            self.version += 1
+            account = self.accounts[account_id]
+            values.setdefault("calendar_id", account.calendars[0])
+            values.setdefault("status", "busy")
+            values.setdefault("uid", f"evt_series_{secrets.token_hex(5)}")
+            values.setdefault("minutes", 60)
+            values.setdefault("every_days", 7)
+            series = Series(last_modified=self.now() - self.sync_lag, **values)  # type: ignore[arg-type]
+            account.series[series.uid] = series
+            return series
+
+    def modify_series(self, account_id: str, uid: str, **changes: object) -> Series:
+        with self.lock:
+            self.version += 1
+            series = self.accounts[account_id].series[uid]
+            for name, value in changes.items():
+                setattr(series, name, value)
+            series.last_modified = self.now() - self.sync_lag
+            return series
+
+    def periods_of(self, account: Account, lower: dt.datetime, upper: dt.datetime) -> list[Event]:
+        """Single events and the occurrences of series between lower and upper."""
+        periods = list(account.events.values())
+        for series in account.series.values():
+            periods.extend(series.occurrences(lower, upper))
+        return periods
 
     def _find(self, account_id: str, event_uid: str) -> Event:
         for event in self.accounts[account_id].events.values():
@@ -445,6 +526,7 @@ class Simulator:
             for account in self.accounts.values():
                 if account.refresh_token == body.get("refresh_token") and not account.revoked:
                     account.access_token = f"sim-at-r-{secrets.token_hex(12)}"
+                    account.token_issued = self.now()
                     if self.rotate_refresh_tokens:
                         account.refresh_token = f"sim-rt-r-{secrets.token_hex(12)}"
                     return {
@@ -458,7 +540,7 @@ class Simulator:
 
     def authorize(self, token: str | None) -> Account:
         account = self.account_for_token(token)
-        if account is None:
+        if account is None or self.now() > account.token_issued + self.token_lifetime:
             raise APIError(401)
         if account.locked:
             raise APIError(423)
@@ -536,7 +618,7 @@ class Simulator:
             if (query_id := self._query_cache.get(cache_key)) is not None:
                 return self._page(query_id, 1, base_url)
             selected = []
-            for event in account.events.values():
+            for event in self.periods_of(account, lower, upper):
                 if event.managed and not flag["include_managed"]:
                     continue
                 if event.status == "free" and not flag["include_free"]:
@@ -574,9 +656,13 @@ class Simulator:
     def _period(event: Event, zone: ZoneInfo, tzid: str, flag: dict[str, bool]) -> dict:
         if flag["localized_times"]:
 
+            # Each period in its own zone when the event has one, else the query's.
+            own = ZoneInfo(event.tzid) if event.tzid else zone
+            own_name = event.tzid or tzid
+
             def local(value: str) -> dict:
-                text = value if len(value) == 10 else parse_time(value).astimezone(zone).isoformat()
-                return {"time": text, "tzid": tzid}
+                text = value if len(value) == 10 else parse_time(value).astimezone(own).isoformat()
+                return {"time": text, "tzid": own_name}
 
             period: dict = {
                 "calendar_id": event.calendar_id,
@@ -655,7 +741,7 @@ class Simulator:
     # Scheduling requests
 
     def query_scheduling_requests(self, token: str | None, body: dict) -> dict:
-        if token != self.client_secret:
+        if token != (self.scheduler_secret or self.client_secret):
             raise APIError(401)
         if not self.scheduler_plan:
             raise APIError(403)

@@ -58,6 +58,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_json(self, status: int, body: object, headers: dict | None = None) -> None:
         payload = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        if (entry := getattr(self, "_entry", None)) is not None:
+            entry["status"] = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -69,14 +71,18 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self, method: str) -> None:
         url = urlsplit(self.path)
         body = self.read_body()
+        self._entry = None
         if url.path.startswith("/_sim"):
             self.control(method, url.path, body)
             return
         token = self.bearer()
         account = self.sim.account_for_token(token)
+        entry: dict = {"status": None}
+        self._entry = entry
         with self.sim.lock:
             self.sim.requests.append(
-                {
+                entry
+                | {
                     "method": method,
                     "path": url.path,
                     "query": url.query,
@@ -203,6 +209,8 @@ class Handler(BaseHTTPRequestHandler):
                 "scheduler_plan",
                 "rotate_refresh_tokens",
                 "log_bodies",
+                "sync_lag",
+                "token_lifetime",
             ):
                 if name in data:
                     setattr(sim, name, data[name])
@@ -218,6 +226,11 @@ class Handler(BaseHTTPRequestHandler):
                 return {"created": [e.event_uid for e in made]}
             account_id = data.pop("account_id")
             return dataclasses.asdict(sim.create_event(account_id, **data))
+        if head == "series" and method == "POST":
+            account_id = data.pop("account_id")
+            return dataclasses.asdict(sim.create_series(account_id, **data))
+        if head == "series" and method == "PATCH":
+            return dataclasses.asdict(sim.modify_series(parts[1], parts[2], **data))
         if head == "events" and method == "PATCH":
             return dataclasses.asdict(sim.modify_event(parts[1], parts[2], **data))
         if head == "events" and method == "DELETE":

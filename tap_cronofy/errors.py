@@ -13,6 +13,10 @@ class CronofyAPIError(FatalAPIError):
         self.status = status
 
 
+class CredentialError(CronofyAPIError):
+    """401 (after any refresh), 403 or 423: the caller words the advice."""
+
+
 class AccountError(CronofyAPIError):
     """One account cannot be synced (revoked, locked, missing scope); others still can."""
 

@@ -95,7 +95,7 @@ class OrderedPrefetcher(t.Generic[T]):
                     return
                 if isinstance(item, _Failure):
                     raise item.error
-                yield item  # type: ignore[misc]
+                yield item
         finally:
             with self._cond:
                 self._consumed = max(self._consumed, self._index[key] + 1)

@@ -1,15 +1,16 @@
-"""Config checks that run before any HTTP request, and values derived from the config."""
+"""The tap's settings: one JSON Schema, parsed once into a frozen ``Settings`` object."""
 
 from __future__ import annotations
 
-import datetime as dt
-import numbers
+import contextlib
+import json
 import typing as t
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import pendulum
+from singer_sdk import typing as th
 
 DATA_CENTERS = {
     "us": "https://api.cronofy.com",
@@ -20,7 +21,209 @@ DATA_CENTERS = {
     "sg": "https://api-sg.cronofy.com",
 }
 
-SINGLE_ACCOUNT_KEY = "access_token"
+_ID = r"^\S+$"  # ids: non-empty, no whitespace
+_TOKEN = r"^\S(.*\S)?$"  # secrets: non-empty, no leading or trailing whitespace
+_DATE = r"^\d{4}-\d{2}-\d{2}([T ].*)?$"
+
+
+def _ids() -> th.ArrayType:
+    return th.ArrayType(th.StringType(pattern=_ID))
+
+
+CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
+    th.Property(
+        "api_url",
+        th.StringType(pattern=r"^https?://[^/\s]+"),
+        description="Base URL override, e.g. http://127.0.0.1:8765 for the "
+        "simulator; when set, data_center is ignored",
+    ),
+    th.Property(
+        "data_center",
+        th.StringType,
+        default="us",
+        allowed_values=list(DATA_CENTERS),
+        description="Cronofy data center: us (api.cronofy.com), uk, de, au, ca, sg",
+    ),
+    th.Property(
+        "access_token",
+        th.StringType(pattern=_TOKEN),
+        secret=True,
+        description="OAuth access token of one account (or use `accounts`)",
+    ),
+    th.Property(
+        "refresh_token",
+        th.StringType(pattern=_TOKEN),
+        secret=True,
+        requires_properties=["client_id", "client_secret"],
+        description="Refresh token of that account; with client_id and "
+        "client_secret, the tap gets a fresh access token at the start of each run",
+    ),
+    th.Property(
+        "client_id",
+        th.StringType(pattern=_TOKEN),
+        description="OAuth application client_id, used to refresh tokens",
+    ),
+    th.Property(
+        "client_secret",
+        th.StringType(pattern=_TOKEN),
+        secret=True,
+        description="OAuth application client_secret, used to refresh tokens (and the "
+        "scheduling request Bearer when scheduler_client_secret is not set)",
+    ),
+    th.Property(
+        "scheduler_client_secret",
+        th.StringType(pattern=_TOKEN),
+        secret=True,
+        description="client_secret of the Internal Application linked to your "
+        "Organizational Unit: the Bearer of the scheduling request query "
+        "(default: client_secret)",
+    ),
+    th.Property(
+        "accounts",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("account_id", th.StringType(pattern=_ID), required=True),
+                th.Property(
+                    "access_token", th.StringType(pattern=_TOKEN), required=True, secret=True
+                ),
+                th.Property("refresh_token", th.StringType(pattern=_TOKEN), secret=True),
+            )
+        ),
+        secret=True,
+        description="Several accounts in one run, instead of access_token: a list of "
+        "{account_id, access_token, refresh_token?}",
+    ),
+    th.Property(
+        "accounts_file",
+        th.StringType,
+        description="Path of a JSON or YAML file holding the `accounts` list (keeps "
+        "tokens out of environment variables); used when `accounts` is not set",
+    ),
+    th.Property(
+        "tzid",
+        th.StringType,
+        default="Etc/UTC",
+        description="IANA time zone for queries; all-day periods start at midnight in it",
+    ),
+    th.Property(
+        "calendar_ids",
+        _ids(),
+        description="Only these calendars (default: all of each account's)",
+    ),
+    th.Property(
+        "include_managed",
+        th.BooleanType,
+        default=True,
+        description="Include events your application manages",
+    ),
+    th.Property(
+        "localized_times",
+        th.BooleanType,
+        default=False,
+        description="Keep local times with offsets in start/end and their zone "
+        "in start_tzid/end_tzid",
+    ),
+    th.Property(
+        "start_date",
+        th.StringType(pattern=_DATE),
+        description="Earliest date read (clamped to Cronofy's 42 days back)",
+    ),
+    th.Property(
+        "end_date",
+        th.StringType(pattern=_DATE),
+        description="Date (exclusive) beyond which nothing is read (clamped to Cronofy's "
+        "201 days ahead)",
+    ),
+    th.Property(
+        "full_resync_days",
+        th.IntegerType(minimum=0),
+        default=0,
+        description="Re-read each account's whole window every this many days (spread "
+        "across accounts), catching what no incremental query reports; 0 = never",
+    ),
+    th.Property(
+        "scheduling_request_ids",
+        _ids(),
+        description="Scheduling request ids to track",
+    ),
+    th.Property(
+        "scheduling_request_ids_file",
+        th.StringType,
+        description="Text file with one scheduling request id per line",
+    ),
+    th.Property(
+        "lookback_seconds",
+        th.NumberType(minimum=0),
+        default=5,
+        description="Incremental queries ask for changes since the bookmark "
+        "minus this many seconds",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType(minimum=1),
+        default=5,
+        description="Tries per request on 429, 5xx and network errors",
+    ),
+    th.Property(
+        "backoff_factor_seconds",
+        th.NumberType(minimum=0),
+        default=1,
+        description="First retry wait without Retry-After; doubles each try",
+    ),
+    th.Property(
+        "max_retry_wait_seconds",
+        th.NumberType(minimum=0),
+        default=60,
+        description="Longest wait between tries, Retry-After included",
+    ),
+    th.Property(
+        "request_timeout_seconds",
+        th.NumberType(exclusive_minimum=0),
+        default=60,
+        description="Connect/read timeout per request",
+    ),
+    th.Property(
+        "requests_per_second",
+        th.IntegerType(minimum=1),
+        default=50,
+        description="Client-side limit (Cronofy allows 50 per second per app)",
+    ),
+    th.Property(
+        "requests_per_minute",
+        th.IntegerType(minimum=1),
+        default=500,
+        description="Client-side limit (Cronofy allows 500 per minute per app)",
+    ),
+    th.Property(
+        "max_parallel_accounts",
+        th.IntegerType(minimum=1),
+        default=8,
+        description="Accounts fetched concurrently; records stay in account order",
+    ),
+).to_dict()
+for _name in ("calendar_ids", "scheduling_request_ids"):
+    CONFIG_SCHEMA["properties"][_name]["uniqueItems"] = True
+
+DEFAULTS: dict[str, t.Any] = {
+    name: spec["default"] for name, spec in CONFIG_SCHEMA["properties"].items() if "default" in spec
+}
+
+
+def secret_values(config: t.Mapping[str, t.Any], schema: dict = CONFIG_SCHEMA) -> list[str]:
+    """Every value of ``config`` that the schema flags ``secret``, nested ones included."""
+    found: list[str] = []
+    for name, spec in (schema.get("properties") or {}).items():
+        value = config.get(name)
+        if value is None:
+            continue
+        if spec.get("secret") and isinstance(value, str):
+            found.append(value)
+        items = spec.get("items") or {}
+        if isinstance(value, list) and items.get("properties"):
+            for entry in value:
+                if isinstance(entry, t.Mapping):
+                    found.extend(secret_values(entry, items))
+    return found
 
 
 @dataclass(frozen=True)
@@ -28,65 +231,135 @@ class AccountConfig:
     """One connected calendar account. ``account_id`` is None until Cronofy names it."""
 
     account_id: str | None
-    access_token: str
+    access_token: str = field(repr=False)
     refresh_token: str | None = field(default=None, repr=False)
 
-    def __repr__(self) -> str:  # never show tokens, even in a debugger or a traceback
-        return f"AccountConfig(account_id={self.account_id!r})"
 
+@dataclass(frozen=True)
+class Settings:
+    """The config, checked and with defaults applied; what every other module reads."""
 
-def api_base_url(config: t.Mapping[str, t.Any]) -> str:
-    """The API base: ``api_url`` when set, else the data center's host."""
-    if config.get("api_url"):
-        return str(config["api_url"]).rstrip("/")
-    return DATA_CENTERS[config.get("data_center") or "us"]
+    api_base: str
+    accounts: tuple[AccountConfig, ...]
+    has_account_list: bool
+    client_id: str | None = field(repr=False)
+    client_secret: str | None = field(repr=False)
+    scheduler_secret: str | None = field(repr=False)
+    tzid: str
+    calendar_ids: tuple[str, ...]
+    include_managed: bool
+    localized_times: bool
+    start_date: pendulum.Date | None
+    end_date: pendulum.Date | None
+    full_resync_days: int
+    scheduling_request_ids_setting: tuple[str, ...]
+    scheduling_request_ids_file: str | None
+    lookback_seconds: float
+    max_retries: int
+    backoff_factor_seconds: float
+    max_retry_wait_seconds: float
+    request_timeout_seconds: float
+    requests_per_second: int
+    requests_per_minute: int
+    max_parallel_accounts: int
 
-
-def configured_accounts(config: t.Mapping[str, t.Any]) -> list[AccountConfig]:
-    """Accounts of this run, sorted by id so partitions do not depend on list order."""
-    entries = config.get("accounts") or []
-    if entries:
-        accounts = [
-            AccountConfig(
-                account_id=entry["account_id"],
-                access_token=entry["access_token"],
-                refresh_token=entry.get("refresh_token") or config.get("refresh_token"),
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
+        """Parse a config the schema accepted (``check`` lists what it cannot express)."""
+        value = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+        entries = account_entries(value)
+        if entries:
+            accounts = sorted(
+                (
+                    AccountConfig(
+                        entry["account_id"],
+                        entry["access_token"],
+                        entry.get("refresh_token") or value.get("refresh_token"),
+                    )
+                    for entry in entries
+                ),
+                key=lambda account: account.account_id or "",
             )
-            for entry in entries
-        ]
-        return sorted(accounts, key=lambda account: account.account_id or "")
-    if config.get("access_token"):
-        return [
-            AccountConfig(
-                account_id=None,
-                access_token=config["access_token"],
-                refresh_token=config.get("refresh_token"),
-            )
-        ]
-    return []
-
-
-def read_scheduling_request_ids(config: t.Mapping[str, t.Any]) -> list[str]:
-    """Ids from ``scheduling_request_ids`` and ``scheduling_request_ids_file``, de-duplicated."""
-    ids: list[str] = list(config.get("scheduling_request_ids") or [])
-    if path := config.get("scheduling_request_ids_file"):
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-        ids.extend(
-            line.strip() for line in lines if line.strip() and not line.strip().startswith("#")
+        elif value.get("access_token"):
+            accounts = [AccountConfig(None, value["access_token"], value.get("refresh_token"))]
+        else:
+            accounts = []
+        api_url = value.get("api_url")
+        return cls(
+            api_base=str(api_url).rstrip("/") if api_url else DATA_CENTERS[value["data_center"]],
+            accounts=tuple(accounts),
+            has_account_list=bool(entries),
+            client_id=value.get("client_id"),
+            client_secret=value.get("client_secret"),
+            scheduler_secret=value.get("scheduler_client_secret") or value.get("client_secret"),
+            tzid=value["tzid"],
+            calendar_ids=tuple(value.get("calendar_ids") or ()),
+            include_managed=bool(value["include_managed"]),
+            localized_times=bool(value["localized_times"]),
+            start_date=parse_date(value["start_date"]) if value.get("start_date") else None,
+            end_date=parse_date(value["end_date"]) if value.get("end_date") else None,
+            full_resync_days=int(value["full_resync_days"]),
+            scheduling_request_ids_setting=tuple(value.get("scheduling_request_ids") or ()),
+            scheduling_request_ids_file=value.get("scheduling_request_ids_file"),
+            lookback_seconds=float(value["lookback_seconds"]),
+            max_retries=int(value["max_retries"]),
+            backoff_factor_seconds=float(value["backoff_factor_seconds"]),
+            max_retry_wait_seconds=float(value["max_retry_wait_seconds"]),
+            request_timeout_seconds=float(value["request_timeout_seconds"]),
+            requests_per_second=int(value["requests_per_second"]),
+            requests_per_minute=int(value["requests_per_minute"]),
+            max_parallel_accounts=int(value["max_parallel_accounts"]),
         )
-    return list(dict.fromkeys(ids))
+
+    def scheduling_request_ids(self) -> list[str]:
+        """Ids from the setting and the file, de-duplicated, in order."""
+        ids = list(self.scheduling_request_ids_setting)
+        if self.scheduling_request_ids_file:
+            lines = Path(self.scheduling_request_ids_file).read_text(encoding="utf-8").splitlines()
+            ids.extend(s for line in lines if (s := line.strip()) and not s.startswith("#"))
+        return list(dict.fromkeys(ids))
 
 
-def parse_config_date(value: str) -> dt.date:
+def parse_date(value: str) -> pendulum.Date:
     """A date (``2024-05-01``) or a date-time whose date part is used."""
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+    parsed = pendulum.parse(str(value), exact=True)
+    if isinstance(parsed, pendulum.DateTime):
+        return parsed.date()
+    if isinstance(parsed, pendulum.Date):
+        return parsed
+    msg = f"not a date: {value!r}"
+    raise ValueError(msg)
 
 
-def _valid_zone(name: str) -> bool:
-    if name not in _zone_names():
+def account_entries(config: t.Mapping[str, t.Any]) -> list:
+    """The ``accounts`` list, from the setting or else from ``accounts_file``."""
+    if config.get("accounts"):
+        return list(config["accounts"])
+    path = config.get("accounts_file")
+    if not path:
+        return []
+    text = Path(path).read_text(encoding="utf-8")
+    if Path(path).suffix.lower() in (".yml", ".yaml"):
+        import yaml  # a dependency of singer-sdk
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if isinstance(data, dict) and "accounts" in data:
+        data = data["accounts"]
+    if not isinstance(data, list):
+        msg = "it must hold a list of {account_id, access_token, refresh_token?} objects"
+        raise ValueError(msg)
+    return data
+
+
+_ZONES: set[str] = set()
+
+
+def valid_zone(name: str) -> bool:
+    if not _ZONES:
+        _ZONES.update(available_timezones(), {"UTC", "Etc/UTC"})
+    if name not in _ZONES:
         return False
     try:
         ZoneInfo(name)
@@ -95,157 +368,90 @@ def _valid_zone(name: str) -> bool:
     return True
 
 
-_ZONES: set[str] | None = None
-
-
-def _zone_names() -> set[str]:
-    global _ZONES
-    if _ZONES is None:
-        _ZONES = set(available_timezones()) | {"UTC", "Etc/UTC"}
-    return _ZONES
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (numbers.Real, Decimal)) and not isinstance(value, bool)
-
-
-def _is_whole(value: object) -> bool:
-    return _is_number(value) and int(value) == value  # type: ignore[arg-type]
-
-
-def _check_string(config: t.Mapping[str, t.Any], name: str, errors: list[str]) -> None:
-    value = config.get(name)
-    if value is None:
-        return
-    if not isinstance(value, str) or not value.strip():
-        errors.append(f"`{name}` must be a non-empty string.")
-    elif value != value.strip():
-        errors.append(f"`{name}` has leading or trailing whitespace; remove it.")
-
-
-def _check_id_list(config: t.Mapping[str, t.Any], name: str, errors: list[str]) -> None:
-    value = config.get(name)
-    if value is None:
-        return
-    if not isinstance(value, list):
-        errors.append(f"`{name}` must be a list of ids.")
-        return
-    seen: set[str] = set()
-    for item in value:
-        if problem := _id_problem(item, seen):
-            errors.append(f"`{name}` has {problem}: {item!r}.")
-
-
-def _id_problem(value: object, seen: set[str]) -> str | None:
-    """What is wrong with an id (empty, whitespace, repeated), recording it as seen."""
-    if not isinstance(value, str) or not value.strip():
-        return "an empty or non-string id"
-    if any(ch.isspace() for ch in value):
-        return "an id with whitespace"
-    if value in seen:
-        return "an id listed more than once"
-    seen.add(value)
-    return None
-
-
-def validate_values(config: t.Mapping[str, t.Any]) -> list[str]:
-    """Problems with the values given, whatever is selected. Empty when the config is sound."""
+def check(config: t.Mapping[str, t.Any]) -> list[str]:
+    """What the schema cannot say: cross-field rules, time zones, files. Empty when sound."""
     errors: list[str] = []
-    for name in ("api_url", "access_token", "refresh_token", "client_id", "client_secret"):
-        _check_string(config, name, errors)
-
-    if api_url := config.get("api_url"):
-        parts = urlsplit(str(api_url))
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            errors.append(
-                f"`api_url` must be an http(s) URL like https://api.cronofy.com, got {api_url!r}."
-            )
-    data_center = config.get("data_center")
-    if data_center is not None and data_center not in DATA_CENTERS:
-        errors.append(
-            f"`data_center` must be one of {', '.join(DATA_CENTERS)}, got {data_center!r}."
-        )
     tzid = config.get("tzid")
-    if tzid is not None and (not isinstance(tzid, str) or not _valid_zone(tzid)):
+    if isinstance(tzid, str) and not valid_zone(tzid):
         errors.append(
             f"`tzid` must be an IANA time zone such as Etc/UTC or Europe/Paris, got {tzid!r}."
         )
+    try:
+        entries = account_entries(config)
+    except (OSError, ValueError) as exc:
+        errors.append(f"`accounts_file` {config.get('accounts_file')!r} cannot be read: {exc}")
+        entries = []
+    if config.get("accounts_file") and not config.get("accounts"):
+        from jsonschema import Draft202012Validator
 
-    accounts = config.get("accounts")
-    if accounts is not None:
-        if not isinstance(accounts, list):
-            errors.append("`accounts` must be a list of {account_id, access_token} objects.")
-            accounts = []
-        seen: set[str] = set()
-        for index, entry in enumerate(accounts):
-            where = f"`accounts[{index}]`"
-            if not isinstance(entry, dict):
-                errors.append(f"{where} must be an object with account_id and access_token.")
-                continue
-            account_id = entry.get("account_id")
-            if account_id is None:
-                errors.append(f"{where} has no `account_id`.")
-            elif problem := _id_problem(account_id, seen):
-                errors.append(f"{where} has {problem} as `account_id`: {account_id!r}.")
-            else:
-                where = f"`accounts` entry {account_id!r}"
-            token = entry.get("access_token")
-            if not isinstance(token, str) or not token.strip():
-                errors.append(f"{where} has no `access_token`.")
-            refresh = entry.get("refresh_token")
-            if refresh is not None and (not isinstance(refresh, str) or not refresh.strip()):
-                errors.append(f"{where} has an empty `refresh_token`.")
-        if accounts and config.get("access_token"):
-            errors.append("Set either `access_token` or `accounts`, not both.")
-
-    _check_id_list(config, "calendar_ids", errors)
-    _check_id_list(config, "scheduling_request_ids", errors)
-
-    path = config.get("scheduling_request_ids_file")
-    if path and not Path(path).is_file():
-        errors.append(f"`scheduling_request_ids_file` {path!r} is not a readable file.")
-
-    dates: dict[str, dt.date] = {}
-    for name in ("start_date", "end_date"):
-        value = config.get(name)
-        if value is None:
-            continue
-        try:
-            dates[name] = parse_config_date(str(value))
-        except ValueError:
-            errors.append(f"`{name}` must be a date such as 2024-05-01, got {value!r}.")
-    if len(dates) == 2 and dates["start_date"] >= dates["end_date"]:
-        errors.append("`start_date` must be before `end_date`.")
-
-    for name, minimum in (
-        ("max_retries", 1),
-        ("requests_per_second", 1),
-        ("requests_per_minute", 1),
-        ("max_parallel_accounts", 1),
-    ):
-        value = config.get(name)
-        if value is not None and (not _is_whole(value) or value < minimum):
-            errors.append(f"`{name}` must be a whole number of at least {minimum}, got {value!r}.")
-    for name in (
-        "backoff_factor_seconds",
-        "max_retry_wait_seconds",
-        "request_timeout_seconds",
-        "lookback_seconds",
-    ):
-        value = config.get(name)
-        if value is not None and (not _is_number(value) or value < 0):
-            errors.append(f"`{name}` must be a number of seconds, at least 0, got {value!r}.")
-
-    has_refresh = bool(config.get("refresh_token")) or any(
-        isinstance(entry, dict) and entry.get("refresh_token")
-        for entry in (config.get("accounts") or [])
-        if isinstance(config.get("accounts"), list)
-    )
-    if has_refresh:
+        validator = Draft202012Validator(CONFIG_SCHEMA["properties"]["accounts"])
+        errors.extend(
+            f"`accounts_file`: {error.message} in entry {list(error.path)}"
+            for error in validator.iter_errors(entries)
+        )
+    seen: set[str] = set()
+    for entry in entries:
+        account_id = entry.get("account_id") if isinstance(entry, t.Mapping) else None
+        if isinstance(account_id, str) and account_id in seen:
+            errors.append(f"{account_id!r} is listed more than once as `account_id`.")
+        seen.add(account_id)  # type: ignore[arg-type]  # None and non-strings never match
+    if entries and config.get("access_token"):
+        errors.append("Set either `access_token` or `accounts`/`accounts_file`, not both.")
+    if any(isinstance(e, t.Mapping) and e.get("refresh_token") for e in entries):
         for name in ("client_id", "client_secret"):
             if not config.get(name):
                 errors.append(
                     f"A refresh token is set but `{name}` is missing: tokens cannot be "
-                    f"refreshed without the OAuth application's client_id and client_secret."
+                    "refreshed without the OAuth application's client_id and client_secret."
                 )
+    if config.get("batch_config"):
+        errors.append(
+            "`batch_config` is not supported: with BATCH messages the SDK writes state before "
+            "the target has loaded the batch, so a bookmark could get ahead of the warehouse."
+        )
+    path = config.get("scheduling_request_ids_file")
+    if path and not Path(path).is_file():
+        errors.append(f"`scheduling_request_ids_file` {path!r} is not a readable file.")
+    dates: dict[str, pendulum.Date] = {}
+    for name in ("start_date", "end_date"):
+        if value := config.get(name):
+            try:
+                dates[name] = parse_date(str(value))
+            except (ValueError, pendulum.parsing.exceptions.ParserError):
+                errors.append(f"`{name}` must be a date such as 2024-05-01, got {value!r}.")
+    if len(dates) == 2 and dates["start_date"] >= dates["end_date"]:
+        errors.append("`start_date` must be before `end_date`.")
     return errors
+
+
+def secrets_of_input(config: t.Any, environ: t.Mapping[str, str]) -> list[str]:
+    """Secrets of a config as the tap receives it (a dict, JSON file paths, the
+    TAP_CRONOFY_* environment, an accounts_file), found before the SDK validates it, so
+    that validation messages can be masked."""
+    sources: list[t.Any] = list(config) if isinstance(config, (list, tuple)) else [config]
+    env: dict[str, t.Any] = {}
+    for name, spec in CONFIG_SCHEMA["properties"].items():
+        value = environ.get(f"TAP_CRONOFY_{name.upper()}")
+        if value is not None:
+            env[name] = value
+            if spec.get("type") == "array" or "array" in spec.get("type", []):
+                try:
+                    env[name] = json.loads(value)
+                except ValueError:
+                    env[name] = value  # still a secret: mask the raw text
+    sources.append(env)
+    found: list[str] = []
+    for source in sources:
+        if isinstance(source, (str, Path)) and Path(source).is_file():
+            try:
+                source = json.loads(Path(source).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+        if not isinstance(source, t.Mapping):
+            continue
+        found.extend(secret_values(source))
+        if isinstance(source.get("accounts"), str):
+            found.append(source["accounts"])
+        with contextlib.suppress(Exception):  # an unreadable file is reported by check()
+            found.extend(secret_values({"accounts": account_entries(source)}))
+    return found

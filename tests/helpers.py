@@ -131,7 +131,7 @@ def expected_first_sync(
     upper = dt.datetime.combine(last, dt.time(), zone)
     keys = set()
     for account in sim.accounts.values():
-        for event in account.events.values():
+        for event in sim.periods_of(account, lower, upper):
             if event.deleted or (event.managed and not include_managed):
                 continue
             if calendar_ids and event.calendar_id not in calendar_ids:

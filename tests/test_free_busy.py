@@ -178,7 +178,9 @@ def test_accounts_are_isolated_and_partitions_ignore_list_order(sim):
     first = run_tap(config, streams=FB)
     for record in first.records():
         assert record["calendar_id"] in sim.accounts[record["account_id"]].calendars
-    requests_by_account = collections.Counter(r["account_id"] for r in sim.requests)
+    requests_by_account = collections.Counter(
+        r["account_id"] for r in sim.requests if r["path"] != "/oauth/token"
+    )
     assert set(requests_by_account) == set(sim.accounts)
     contexts = [p["context"] for p in first.state["bookmarks"]["free_busy"]["partitions"]]
     assert contexts == [{"account_id": a} for a in sorted(sim.accounts)]
@@ -201,7 +203,8 @@ def test_accounts_are_isolated_and_partitions_ignore_list_order(sim):
 def test_a_token_configured_under_the_wrong_account_is_reported(sim):
     config = tap_config(sim, sim.url)
     one, two = config["accounts"][0], config["accounts"][1]
-    one["access_token"], two["access_token"] = two["access_token"], one["access_token"]
+    for name in ("access_token", "refresh_token"):  # a whole credential filed wrongly
+        one[name], two[name] = two[name], one[name]
     run = run_tap(config, streams=FB)
     assert run.returncode != 0
     assert "belongs to" in run.stderr
@@ -224,49 +227,50 @@ def test_single_access_token_resolves_its_account_id(sim):
     }
 
 
-def test_refresh_once_on_401_and_keep_the_rotated_token(sim):
+def test_stale_token_costs_one_refresh_per_account_and_no_401(sim):
     account_id = next(iter(sim.accounts))
     config = tap_config(sim, sim.url)
-    sim.expire_access_token(account_id)  # the configured token is now refused with 401
+    sim.expire_access_token(account_id)  # the configured token would be refused with 401
     run = run_tap(config, streams=FB)
     assert run.returncode == 0, run.stderr
     refreshes = [r for r in sim.requests if r["path"] == "/oauth/token"]
-    assert len(refreshes) == 1
+    assert len(refreshes) == len(sim.accounts), "one token request per account, up front"
     body = json.loads(refreshes[0]["body"])
     assert body["grant_type"] == "refresh_token" and body["client_id"] == sim.client_id
-    assert "Authorization" not in refreshes[0] or refreshes[0].get("authorization") is None
+    assert all(r["authorization"] is None for r in refreshes), "no Bearer on the token call"
+    assert [r for r in sim.requests if r["status"] == 401] == [], "no avoidable 401"
     assert {k for k in expected_first_sync(sim) if k[0] == account_id} == {
         k for k in run.record_keys() if k[0] == account_id
     }
-    # every page after the refresh used the new token
+    # every free_busy request used the refreshed token
     new_token = sim.accounts[account_id].access_token
     later = [r for r in sim.requests if r["account_id"] == account_id]
     assert later and all(r["authorization"] == f"Bearer {new_token}" for r in later)
 
 
-def account_auth(sim):
-    """A real AccountAuth for the simulator's first account, and a stream to post with."""
-    from tap_cronofy.auth import AccountAuth
-    from tap_cronofy.settings import AccountConfig
-    from tap_cronofy.tap import TapCronofy
+def test_a_rotated_refresh_token_is_kept_for_the_run_and_warned_about(sim):
+    sim.rotate_refresh_tokens = True
+    account_id = sorted(sim.accounts)[0]
+    run = run_tap(tap_config(sim, sim.url, max_parallel_accounts=1), streams=FB)
+    assert run.returncode == 0, run.stderr
+    assert f"NEW refresh token for account {account_id}" in run.stderr
+    assert "cannot save it" in run.stderr
+    assert sim.accounts[account_id].refresh_token not in run.stderr, "masked"
+
+
+def client_and_credential(sim):
+    """A real client and credential for the simulator's first account."""
+    import logging
+
+    from tap_cronofy.accounts import AccountCredential
+    from tap_cronofy.client import CronofyClient
+    from tap_cronofy.settings import AccountConfig, Settings
 
     account = next(iter(sim.accounts.values()))
-    stream = TapCronofy(config=tap_config(sim, sim.url)).streams["free_busy"]
-    auth = AccountAuth(
-        sim.url,
-        AccountConfig(account.account_id, account.access_token, account.refresh_token),
-        client_id=sim.client_id,
-        client_secret=sim.client_secret,
-    )
-    return auth, stream, account.account_id
-
-
-def test_rotated_refresh_token_is_used_for_the_next_refresh(sim):
-    auth, stream, account_id = account_auth(sim)
-    auth.refresh(auth.token, stream.post_json)
-    auth.refresh(auth.token, stream.post_json)  # the first refresh rotated the refresh token
-    assert auth.refresh_count == 2
-    assert auth.token == sim.accounts[account_id].access_token
+    settings = Settings.from_config(tap_config(sim, sim.url))
+    client = CronofyClient(settings, user_agent="test", logger=logging.getLogger("test"))
+    config = AccountConfig(account.account_id, account.access_token, account.refresh_token)
+    return client, AccountCredential(config, settings, logging.getLogger("test")), account
 
 
 def test_localized_times_keep_offsets_and_zone(sim):
@@ -391,14 +395,13 @@ def test_parallel_fetching_emits_exactly_what_a_sequential_run_does(sim):
     assert len(shape(parallel)[-1]) == 10
 
 
-def test_token_is_refreshed_ahead_of_its_expiry(sim):
-    auth, stream, account_id = account_auth(sim)
-    auth.ensure_fresh(stream.post_json)
-    assert auth.refresh_count == 0, "expiry unknown until Cronofy states it"
-    auth.refresh(auth.token, stream.post_json)  # Cronofy says: expires_in 3600
-    auth.ensure_fresh(stream.post_json)
-    assert auth.refresh_count == 1, "not yet near expiry"
-    auth._expires_at = 0  # the refresh deadline has passed
-    auth.ensure_fresh(stream.post_json)
-    assert auth.refresh_count == 2
-    assert auth.token == sim.accounts[account_id].access_token
+def test_token_is_refreshed_first_then_ahead_of_its_expiry(sim):
+    client, credential, account = client_and_credential(sim)
+    token = credential.bearer(client)
+    assert credential.refresh_count == 1, "a configured token is refreshed before first use"
+    assert token == sim.accounts[account.account_id].access_token
+    credential.bearer(client)
+    assert credential.refresh_count == 1, "not yet near expiry (Cronofy said 3600 s)"
+    credential._expires_at = 0  # the refresh deadline has passed
+    assert credential.bearer(client) == sim.accounts[account.account_id].access_token
+    assert credential.refresh_count == 2

@@ -122,7 +122,7 @@ def test_no_ids_emits_nothing_and_says_why(sim):
     run = run_tap(tap_config(sim, sim.url), streams=SR)
     assert run.returncode == 0
     assert run.records() == []
-    assert "No scheduling requests to query" in run.stderr
+    assert "Skipping scheduling_requests: no scheduling_request_ids" in run.stderr
     assert queries(sim) == []
 
 

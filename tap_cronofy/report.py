@@ -1,0 +1,54 @@
+"""What a run did, per stream and account: for progress lines, the summary and the exit code."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StreamTally:
+    accounts: int = 0
+    pages: int = 0
+    records: int = 0
+    deleted: int = 0
+    collisions: int = 0
+    reads: Counter = field(default_factory=Counter)
+
+
+class RunReport:
+    """Shared by the streams of a run; read by the tap at the end."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.streams: dict[str, StreamTally] = {}
+        self.failed_accounts: dict[str, str] = {}
+
+    def tally(self, stream: str) -> StreamTally:
+        with self._lock:
+            return self.streams.setdefault(stream, StreamTally())
+
+    def account_failed(self, account_id: str, reason: str) -> None:
+        with self._lock:
+            self.failed_accounts[account_id] = reason
+
+    def summary_lines(self, waited_seconds: float, requests: int) -> list[str]:
+        lines = []
+        for name, tally in sorted(self.streams.items()):
+            reads = ", ".join(f"{n} {kind}" for kind, n in sorted(tally.reads.items()))
+            line = f"Summary {name}: {tally.records} records"
+            if tally.accounts:
+                line += (
+                    f" from {tally.accounts} accounts ({tally.pages} pages; reads: "
+                    f"{reads or 'none'}), {tally.deleted} deletions"
+                )
+                if tally.collisions:
+                    line += f", {tally.collisions} key collisions"
+            lines.append(line + ".")
+        failed = len(self.failed_accounts)
+        lines.append(
+            f"Summary run: {requests} requests to Cronofy, {waited_seconds:.1f} s waiting on the "
+            f"client-side rate limit, {failed} failed account{'s' if failed != 1 else ''}."
+        )
+        return lines

@@ -1,0 +1,369 @@
+"""free_busy: each account's periods, read incrementally, its window followed as time passes."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import threading
+import typing as t
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from zoneinfo import ZoneInfo
+
+import pendulum
+from singer_sdk.helpers.conform import TypeConformanceLevel
+
+from tap_cronofy.accounts import account_failure
+from tap_cronofy.client import format_time
+from tap_cronofy.errors import AccountError, CronofyAPIError, ExpiredPageError
+from tap_cronofy.prefetch import OrderedPrefetcher
+from tap_cronofy.schemas import FREE_BUSY
+from tap_cronofy.streams.base import CronofyStream
+from tap_cronofy.window import (
+    FULL_READ,
+    HORIZON,
+    SAFE_AHEAD,
+    SAFE_BACK,
+    SCOPE,
+    Read,
+    first_read,
+    follow_up,
+    full_read,
+    incremental_read,
+    scope_fingerprint,
+    server_date,
+)
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_cronofy.accounts import AccountCredential
+
+COLLISION_EXAMPLES = 3
+
+
+@dataclass
+class Page:
+    records: list[dict]
+
+
+@dataclass
+class Outcome:
+    """What an account's run ends with: its new state and what was read."""
+
+    watermark: str
+    horizon: str | None
+    full_read: str | None
+    reads: list[str] = field(default_factory=list)
+    pages: int = 0
+    records: int = 0
+    deleted: int = 0
+    collisions: list[tuple[str, str]] = field(default_factory=list)
+
+
+class FreeBusyStream(CronofyStream):
+    """Free-busy periods of every configured account, one partition per account."""
+
+    name = "free_busy"
+    primary_keys: t.ClassVar[list[str]] = ["account_id", "calendar_id", "event_uid"]
+    replication_key = "last_modified"
+    is_sorted = False
+    schema = FREE_BUSY
+    # Records are built with exact types; the SDK's per-record conformance is not needed.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._input_state: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        self._clamp_warned = False
+
+    @cached_property
+    def partitions(self) -> list[dict]:
+        """One per configured account, sorted. Partitions of accounts no longer configured
+        are dropped from state, and the others' input state is kept for the workers."""
+        ids = self.services.accounts().ids()
+        state = self.stream_state
+        kept = [p for p in state.get("partitions") or [] if p["context"].get("account_id") in ids]
+        if state.get("partitions") and len(kept) != len(state["partitions"]):
+            self.logger.info(
+                "Dropping %d account(s) no longer configured from free_busy state.",
+                len(state["partitions"]) - len(kept),
+            )
+            state["partitions"] = kept
+        self._input_state = {p["context"]["account_id"]: copy.deepcopy(p) for p in kept}
+        return [{"account_id": account_id} for account_id in ids]
+
+    @cached_property
+    def _prefetcher(self) -> OrderedPrefetcher:
+        return OrderedPrefetcher(
+            [p["account_id"] for p in self.partitions],
+            self.account_pages,
+            workers=self.settings.max_parallel_accounts,
+        )
+
+    # Records, in the main thread
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        account_id = (context or {})["account_id"]
+        self.services.checkpoint()
+        outcome: Outcome | None = None
+        try:
+            for item in self._prefetcher.items(account_id):
+                if isinstance(item, Outcome):
+                    outcome = item
+                else:
+                    yield from item.records
+        except CronofyAPIError as exc:
+            # Finish the other accounts; this one's bookmark stays where it was.
+            failure = account_failure(account_id, exc)
+            self.services.report.account_failed(account_id, str(failure))
+            self.logger.error("Account %s was not synced: %s", account_id, failure)
+            return
+        if outcome is not None:
+            self._save(context, outcome)
+
+    def _save(self, context: Context | None, outcome: Outcome) -> None:
+        state = self.get_context_state(context)
+        before = state.get("replication_key_value")
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = outcome.watermark
+        state[SCOPE] = scope_fingerprint(self.settings)
+        if outcome.horizon:
+            state[HORIZON] = outcome.horizon
+        if outcome.full_read:
+            state[FULL_READ] = outcome.full_read
+        tally = self.services.report.tally(self.name)
+        tally.accounts += 1
+        tally.pages += outcome.pages
+        tally.records += outcome.records
+        tally.deleted += outcome.deleted
+        tally.collisions += len(outcome.collisions)
+        tally.reads.update(read.split(" ", 1)[0] for read in outcome.reads)
+        account_id = (context or {})["account_id"]
+        self.logger.info(
+            "Account %s: %s; %d pages, %d periods (%d deleted); bookmark %s -> %s, window "
+            "read up to %s.",
+            account_id,
+            "; ".join(outcome.reads),
+            outcome.pages,
+            outcome.records,
+            outcome.deleted,
+            before or "none",
+            outcome.watermark,
+            state.get(HORIZON),
+        )
+        if outcome.collisions:
+            self.logger.warning(
+                "Account %s: %d periods shared a key (calendar_id, event_uid) with another "
+                "period of the same query; a merging target keeps only one of each. "
+                "Examples: %s",
+                account_id,
+                len(outcome.collisions),
+                ", ".join(f"{c}/{u}" for c, u in outcome.collisions[:COLLISION_EXAMPLES]),
+            )
+
+    # Pages, in prefetch workers
+
+    def account_pages(self, account_id: str) -> Iterator[Page | Outcome]:
+        """An account's queries as pages of records, then its ``Outcome``."""
+        settings = self.settings
+        credential = self.services.accounts().credential(account_id)
+        state = self._input_state.get(account_id, {})
+        emitted: set[int] = set()  # keys already emitted this run (queries overlap)
+        kind, reason = first_read(state, settings)
+        read: Read | None = None
+        if kind == "full":
+            today = self._today(credential)
+            self._warn_if_clamped(today)
+            read = full_read(settings, today, first_sync=reason == "first sync", reason=reason)
+            if read is None:
+                self.logger.warning(
+                    "Account %s: start_date/end_date leave no days inside Cronofy's window "
+                    "(42 days back, 201 ahead); only changes will be read.",
+                    account_id,
+                )
+        if read is None:
+            since = state.get("replication_key_value") or format_time(_utcnow())
+            read = incremental_read(settings, since)
+        outcome = Outcome(watermark="", horizon=state.get(HORIZON), full_read=state.get(FULL_READ))
+        first_reply = yield from self._query(account_id, credential, read, emitted, outcome)
+        outcome.watermark = format_time(first_reply)
+        today = server_date(first_reply, settings.tzid)
+        if read.kind == "full":
+            outcome.full_read = today.isoformat()
+            outcome.horizon = read.horizon if "to" in read.params else _ahead(today)
+        else:
+            if HORIZON not in state:  # only after a skipped full read
+                outcome.horizon = _ahead(today)
+            elif (extra := follow_up(state, settings, account_id, today)) is not None:
+                yield from self._query(account_id, credential, extra, emitted, outcome)
+                if extra.kind == "full":
+                    outcome.full_read = today.isoformat()
+                    outcome.horizon = extra.horizon if "to" in extra.params else _ahead(today)
+                else:
+                    outcome.horizon = extra.horizon
+        yield outcome
+
+    def _today(self, credential: AccountCredential) -> pendulum.Date:
+        """Today by Cronofy's clock; asked of Cronofy when no answer has told it yet and
+        the query's dates depend on it."""
+        now = self.client.server_now()
+        if now is None and (self.settings.start_date or self.settings.end_date):
+            self.client.get(self.client.url("/v1/userinfo"), credential=credential)
+            now = self.client.server_now()
+        return server_date(now or _utcnow(), self.settings.tzid)
+
+    def _warn_if_clamped(self, today: pendulum.Date) -> None:
+        """Once per run: start_date/end_date beyond what Cronofy serves today."""
+        settings = self.settings
+        with self._lock:
+            if self._clamp_warned:
+                return
+            self._clamp_warned = True
+        earliest, latest = today.subtract(days=SAFE_BACK), today.add(days=SAFE_AHEAD)
+        if settings.start_date and settings.start_date < earliest:
+            self.logger.warning(
+                "start_date %s is further back than Cronofy allows (42 days); using %s.",
+                settings.start_date,
+                earliest,
+            )
+        if settings.end_date and settings.end_date > latest:
+            self.logger.warning(
+                "end_date %s is further ahead than Cronofy allows (201 days); using %s.",
+                settings.end_date,
+                latest,
+            )
+
+    def _query(
+        self,
+        account_id: str,
+        credential: AccountCredential,
+        read: Read,
+        emitted: set[int],
+        outcome: Outcome,
+    ) -> t.Generator[Page, None, dt.datetime]:
+        """Every page of one query; restarts once if a page token expires. Returns the
+        time (Cronofy's clock) of its first answer."""
+        zone = self.settings.tzid
+        label = read.kind + (f" ({read.reason})" if read.reason else "")
+        first: dt.datetime | None = None
+        restarted = False
+        while True:
+            seen: set[int] = set()  # keys of this query, to notice two periods sharing one
+            url: str | None = self.client.url("/v1/free_busy")
+            params: dict | None = read.params
+            try:
+                while url:
+                    reply = self.client.get(url, params=params, credential=credential)
+                    if first is None:
+                        first = reply.server_time
+                    if params is not None:
+                        self._check_account(account_id, reply.body)
+                    watermark = format_time(first)
+                    records = []
+                    for period in reply.body.get("free_busy") or ():
+                        record = make_record(period, account_id, watermark, zone)
+                        key = hash((record["calendar_id"], record["event_uid"]))
+                        if key in seen:
+                            outcome.collisions.append((record["calendar_id"], record["event_uid"]))
+                        elif key in emitted:
+                            continue  # read by an earlier query of this run, or before a restart
+                        seen.add(key)
+                        records.append(record)
+                    emitted.update(seen)
+                    outcome.pages += 1
+                    outcome.records += len(records)
+                    outcome.deleted += sum(1 for r in records if r["deleted"])
+                    yield Page(records)
+                    url = (reply.body.get("pages") or {}).get("next_page")
+                    params = None  # next_page is absolute and complete
+                outcome.reads.append(label)
+                return first  # type: ignore[return-value]  # set by the first reply
+            except ExpiredPageError as exc:
+                if restarted:
+                    raise AccountError(
+                        account_id,
+                        f"{exc} again after restarting the query of account {account_id}; "
+                        "its pages expire faster than they are read. Run the tap again.",
+                        status=404,
+                    ) from exc
+                self.logger.warning(
+                    "A next_page URL of account %s expired (404); restarting its query once.",
+                    account_id,
+                )
+                restarted = True
+
+    def _check_account(self, account_id: str, body: dict) -> None:
+        sub = (body.get("userinfo") or {}).get("sub")
+        if self.settings.has_account_list and sub and sub != account_id:
+            raise AccountError(
+                account_id,
+                f"The access_token configured for account {account_id} belongs to {sub}: "
+                "fix the `accounts` entry so that each token sits beside its own account_id.",
+            )
+
+
+def _ahead(today: pendulum.Date) -> str:
+    return today.add(days=SAFE_AHEAD).isoformat()
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@lru_cache(maxsize=8192)
+def _to_utc(value: str, zone: str) -> str:
+    """A Cronofy Date (midnight in ``zone``) or a Time with an offset, in UTC."""
+    if len(value) == 10:
+        midnight = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), ZoneInfo(zone))
+        return format_time(midnight)
+    return format_time(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def _utc_time(value: str | None, zone: str) -> str | None:
+    """A period boundary as a UTC time string; Cronofy's plain UTC times pass as they are."""
+    if not value:
+        return None
+    if len(value) == 20 and value[19] == "Z":
+        return value
+    return _to_utc(value, zone)
+
+
+def make_record(period: dict, account_id: str, watermark: str, zone: str) -> dict:
+    """A free_busy record from a Cronofy period, with the types the schema declares."""
+    start = period.get("start")
+    end = period.get("end")
+    start_tzid = end_tzid = None
+    if isinstance(start, dict):
+        start_tzid = start.get("tzid")
+        start = start.get("time")
+    if isinstance(end, dict):
+        end_tzid = end.get("tzid")
+        end = end.get("time")
+    deleted = bool(period.get("deleted", False))
+    calendar_id = period.get("calendar_id")
+    event_uid = period.get("event_uid")
+    if not event_uid:  # only without include_ids; keep the key non-null and stable
+        digest = hashlib.sha1(f"{calendar_id}|{start}|{end}".encode(), usedforsecurity=False)
+        event_uid = f"period_{digest.hexdigest()[:20]}"
+    return {
+        "account_id": account_id,
+        "calendar_id": calendar_id,
+        "event_uid": event_uid,
+        "event_id": period.get("event_id"),
+        "start": start,
+        "end": end,
+        "start_tzid": start_tzid,
+        "end_tzid": end_tzid,
+        "start_time": _utc_time(start, start_tzid or zone),
+        "end_time": _utc_time(end, end_tzid or zone),
+        "all_day": isinstance(start, str) and len(start) == 10,
+        "free_busy_status": period.get("free_busy_status"),
+        "deleted": deleted,
+        "last_modified": watermark,
+        "_sdc_deleted_at": watermark if deleted else None,
+    }
