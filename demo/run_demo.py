@@ -15,8 +15,11 @@ WAREHOUSE = ROOT / "output" / "warehouse.duckdb"
 STATE_ID = "dev:tap-cronofy-to-target-duckdb"
 
 
+BOLD, PLAIN = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+
+
 def heading(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m", flush=True)
+    print(f"\n{BOLD}== {text}{PLAIN}", flush=True)
 
 
 def show(sql: str, title: str) -> None:
@@ -141,14 +144,14 @@ def main() -> None:
         print("\nSimulator stopped.")
 
     heading("Point the same project at your real Cronofy account")
-    print("""  meltano config tap-cronofy unset api_url
-  meltano config tap-cronofy set data_center us          # or uk, de, au, ca, sg
-  meltano config tap-cronofy set access_token  <ACCESS_TOKEN>
-  meltano config tap-cronofy set refresh_token <REFRESH_TOKEN>
-  meltano config tap-cronofy set client_id     <CLIENT_ID>
-  meltano config tap-cronofy set client_secret <CLIENT_SECRET>
+    print("""  meltano config set tap-cronofy data_center us          # or uk, de, au, ca, sg
+  meltano config set tap-cronofy access_token  <ACCESS_TOKEN>
+  meltano config set tap-cronofy refresh_token <REFRESH_TOKEN>
+  meltano config set tap-cronofy client_id     <CLIENT_ID>
+  meltano config set tap-cronofy client_secret <CLIENT_SECRET>
   meltano run tap-cronofy target-duckdb
-or export TAP_CRONOFY_ACCESS_TOKEN=... (and the others) instead. See README.md.""")
+(the demo passed its simulator settings as TAP_CRONOFY_* variables, so nothing is left to
+unset). Getting tokens: README.md, "Getting credentials".""")
 
 
 if __name__ == "__main__":

@@ -120,3 +120,34 @@ def test_config_errors_never_echo_a_secret(sim):
     assert "data_center" in run.stderr
     assert token not in run.stderr and token not in run.stdout
     assert cronofy_requests(sim) == []
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_accounts_file_holds_the_accounts(sim, tmp_path, suffix):
+    import yaml
+
+    config = tap_config(sim, sim.url)
+    accounts = config.pop("accounts")
+    path = tmp_path / f"accounts{suffix}"
+    path.write_text(json.dumps(accounts) if suffix == ".json" else yaml.safe_dump(accounts))
+    run = run_tap({**config, "accounts_file": str(path)}, streams=["free_busy"])
+    assert run.returncode == 0, run.stderr
+    assert {r["account_id"] for r in run.records()} == set(sim.accounts)
+    for account in accounts:
+        assert account["access_token"] not in run.stderr
+
+
+def test_a_broken_accounts_file_fails_before_any_request_without_echoing_tokens(sim, tmp_path):
+    config = tap_config(sim, sim.url)
+    accounts = config.pop("accounts")
+    leaked = accounts[0].pop("account_id") and accounts[0]["access_token"]
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps(accounts))
+    run = run_tap({**config, "accounts_file": str(path)})
+    assert run.returncode != 0
+    assert "accounts_file" in run.stderr and "account_id" in run.stderr
+    assert leaked not in run.stderr
+    assert cronofy_requests(sim) == []
+    path.write_text("[{not json")
+    run = run_tap({**config, "accounts_file": str(path)})
+    assert run.returncode != 0 and "accounts_file" in run.stderr

@@ -14,9 +14,7 @@ DAY = 86400
 
 
 def partitions(state: dict) -> dict[str, dict]:
-    return {
-        p["context"]["account_id"]: p for p in state["bookmarks"]["free_busy"]["partitions"]
-    }
+    return {p["context"]["account_id"]: p for p in state["bookmarks"]["free_busy"]["partitions"]}
 
 
 def bookmarked(state: dict) -> set[str]:
@@ -46,9 +44,7 @@ def test_a_period_that_enters_the_window_by_time_passing_is_loaded(sim):
             loaded_on = loaded_on or day
     assert loaded_on is not None, "the far-ahead booking was never loaded"
     assert partitions(state)[account_id]["horizon"] > horizon
-    slices = [
-        r for r in sim.requests if r["path"] == "/v1/free_busy" and "from" in r["params"]
-    ]
+    slices = [r for r in sim.requests if r["path"] == "/v1/free_busy" and "from" in r["params"]]
     assert slices and all("last_modified" not in r["params"] for r in slices)
 
 
@@ -149,10 +145,11 @@ def test_the_scheduler_secret_is_its_own_setting(sim):
 
 
 def test_a_failed_run_still_ends_with_a_bookmarks_object(sim):
-    sim.scheduler_plan = False  # the query answers 403
-    config = tap_config(sim, sim.url, scheduling_request_ids=list(sim.scheduling)[:2])
-    run = run_tap(config, streams=["scheduling_requests"])
-    assert run.returncode == 1 and "Scheduler plan" in run.stderr
+    account = next(iter(sim.accounts.values()))
+    token = account.access_token
+    sim.expire_access_token(account.account_id)  # /v1/userinfo answers 401: nothing to sync
+    run = run_tap({"api_url": sim.url, "access_token": token}, streams=FB)
+    assert run.returncode == 1 and "401" in run.stderr
     assert run.states and "bookmarks" in run.states[-1]
 
 

@@ -47,11 +47,13 @@ class Pipeline:
         tap = subprocess.Popen(
             args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        target_out = open(self.tmp / "target.out", "w+")  # noqa: SIM115
+        target_err = open(self.tmp / "target.err", "w+")  # noqa: SIM115
         target = subprocess.Popen(
             [str(TARGET), "--config", str(self.tmp / "target.json")],
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=target_out,
+            stderr=target_err,
             text=True,
         )
         stderr: list[str] = []
@@ -66,11 +68,15 @@ class Pipeline:
                 records += 1
             target.stdin.write(line)  # type: ignore[union-attr]
         target.stdin.close()  # type: ignore[union-attr]
-        out, err = target.communicate(timeout=120)
+        target.wait(timeout=120)
         tap.wait(timeout=120)
+        out = (self.tmp / "target.out").read_text()
+        err = (self.tmp / "target.err").read_text()
+        target_out.close()
+        target_err.close()
         reader.join(timeout=10)
         assert target.returncode == 0, err[-2000:]
-        emitted = [json.loads(x)["value"] for x in out.splitlines() if x.startswith("{")]
+        emitted = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
         if emitted:  # what Meltano would save: the target's last state
             self.state = emitted[-1]
             assert self.state == last_state

@@ -1,0 +1,71 @@
+"""The wheel is what users install: it must hold the whole package and run outside the repo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+from tests.helpers import ROOT
+
+
+def test_wheel_installs_and_runs_about_outside_the_repository(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next((tmp_path / "dist").glob("tap_cronofy-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "tap-cronofy = tap_cronofy.tap:TapCronofy.cli" in archive.read(entry_points).decode()
+    assert "tap_cronofy/streams/free_busy.py" in names
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    assert not any(n.startswith(("simulator/", "tests/")) for n in names), "tap only"
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import tap_cronofy; print(tap_cronofy.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert where.startswith(str(site)), "the installed wheel, not the working tree"
+    about = subprocess.run(
+        [sys.executable, "-m", "tap_cronofy", "--about"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert about.returncode == 0, about.stderr
+    assert "free_busy" in about.stdout or "scheduler_client_secret" in about.stdout
