@@ -26,6 +26,16 @@ _TOKEN = r"^\S(.*\S)?$"  # secrets: non-empty, no leading or trailing whitespace
 _DATE = r"^\d{4}-\d{2}-\d{2}([T ].*)?$"
 
 
+def _seconds(*, positive: bool = False) -> th.CustomType:
+    """A number of seconds, also as a numeric string: Meltano 4.4 cannot pass a `decimal`
+    setting from an environment variable, so meltano.yml declares these as strings."""
+    bound = {"exclusiveMinimum": 0} if positive else {"minimum": 0}
+    pattern = r"^[0-9]*[1-9][0-9]*(\.[0-9]+)?$|^[0-9]*\.[0-9]*[1-9][0-9]*$" if positive else (
+        r"^[0-9]+(\.[0-9]+)?$"
+    )
+    return th.CustomType({"type": ["number", "string", "null"], "pattern": pattern, **bound})
+
+
 def _ids() -> th.ArrayType:
     return th.ArrayType(th.StringType(pattern=_ID))
 
@@ -153,7 +163,7 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     ),
     th.Property(
         "lookback_seconds",
-        th.NumberType(minimum=0),
+        _seconds(),
         default=5,
         description="Incremental queries ask for changes since the bookmark "
         "minus this many seconds",
@@ -166,19 +176,19 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     ),
     th.Property(
         "backoff_factor_seconds",
-        th.NumberType(minimum=0),
+        _seconds(),
         default=1,
         description="First retry wait without Retry-After; doubles each try",
     ),
     th.Property(
         "max_retry_wait_seconds",
-        th.NumberType(minimum=0),
+        _seconds(),
         default=60,
         description="Longest wait between tries, Retry-After included",
     ),
     th.Property(
         "request_timeout_seconds",
-        th.NumberType(exclusive_minimum=0),
+        _seconds(positive=True),
         default=60,
         description="Connect/read timeout per request",
     ),

@@ -22,8 +22,11 @@ def expected_kind(name: str, spec: dict) -> str:
         return "options"
     if spec.get("pattern", "").startswith(r"^\d{4}-\d{2}-\d{2}"):
         return "date_iso8601"
-    # Meltano's decimal accepts 0.5; integer would make Meltano reject fractions the tap takes
-    kinds = {"boolean": "boolean", "integer": "integer", "number": "decimal", "array": "array"}
+    # Seconds are strings to Meltano: its `decimal` kind crashes when the value comes from an
+    # environment variable (Meltano 4.4.1), `integer` refuses 0.5; the tap accepts both forms.
+    if "number" in types:
+        return "string"
+    kinds = {"boolean": "boolean", "integer": "integer", "array": "array"}
     return next((kinds[t] for t in types if t in kinds), "string")
 
 
