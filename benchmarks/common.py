@@ -36,9 +36,11 @@ def bulk_simulator(periods: int, page_size: int = 500) -> SimulatorProcess:
 def unlimited_config(sim: SimulatorProcess) -> str:
     """Config file with client-side rate limits lifted (to measure per-record cost, not
     the quota), after a warm-up pass that fills the simulator's page cache."""
-    config = write_json(
-        free_busy_config(sim, requests_per_second=100000, requests_per_minute=10000000)
-    )
+    settings = free_busy_config(sim, requests_per_second=100000, requests_per_minute=10000000)
+    for account in settings["accounts"]:
+        # No refresh: a refreshed token would invalidate the one the bare loop sends.
+        account.pop("refresh_token", None)
+    config = write_json(settings)
     run_child(["benchmarks/bare_loop.py", config])
     return config
 
@@ -68,16 +70,19 @@ def free_busy_catalog() -> str:
 
 def run_child(args: list[str]) -> tuple[dict, int]:
     """Run a Python child whose last stdout line is JSON; return it and its peak RSS (KiB)."""
+    errors = tempfile.TemporaryFile()  # noqa: SIM115
     process = subprocess.Popen(
         [PYTHON, *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
         env={**os.environ, "LOGLEVEL": "WARNING"},
     )
     output = process.stdout.read().decode() if process.stdout else ""
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        raise RuntimeError(f"{args} failed with {process.returncode}")
+        errors.seek(0)
+        tail = errors.read().decode(errors="replace")[-2000:]
+        raise RuntimeError(f"{args} failed with {process.returncode}:\n{tail}")
     return json.loads(output.strip().splitlines()[-1]), usage.ru_maxrss

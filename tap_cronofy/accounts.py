@@ -178,9 +178,7 @@ class Accounts:
     def _identify(self, account: AccountConfig) -> str:
         credential = AccountCredential(account, self._settings, self._logger)
         try:
-            reply = self._client.get(
-                self._client.url("/v1/userinfo"), credential=credential
-            )
+            reply = self._client.get(self._client.url("/v1/userinfo"), credential=credential)
         except CronofyAPIError as exc:  # nothing else to sync: the run fails
             failure = account_failure(credential.account_id, exc)
             raise CronofyAPIError(str(failure), status=failure.status) from exc

@@ -30,8 +30,10 @@ def _seconds(*, positive: bool = False) -> th.CustomType:
     """A number of seconds, also as a numeric string: Meltano 4.4 cannot pass a `decimal`
     setting from an environment variable, so meltano.yml declares these as strings."""
     bound = {"exclusiveMinimum": 0} if positive else {"minimum": 0}
-    pattern = r"^[0-9]*[1-9][0-9]*(\.[0-9]+)?$|^[0-9]*\.[0-9]*[1-9][0-9]*$" if positive else (
-        r"^[0-9]+(\.[0-9]+)?$"
+    pattern = (
+        r"^[0-9]*[1-9][0-9]*(\.[0-9]+)?$|^[0-9]*\.[0-9]*[1-9][0-9]*$"
+        if positive
+        else (r"^[0-9]+(\.[0-9]+)?$")
     )
     return th.CustomType({"type": ["number", "string", "null"], "pattern": pattern, **bound})
 

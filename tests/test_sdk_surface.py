@@ -49,3 +49,18 @@ def test_public_hooks_the_tap_relies_on_exist():
     assert isinstance(inspect.getattr_static(Tap, "state_writer"), property)
     assert "state" in inspect.signature(Tap.__init__).parameters
     assert hasattr(Stream, "get_replication_key_signpost")
+
+
+def test_generate_record_messages_is_still_what_we_shortcut():
+    """The SDK's method still takes one record, and its work is still the selection walk,
+    conformance and the stream maps, which the shortcut reproduces when they are no-ops."""
+    signature = inspect.signature(Stream._generate_record_messages)
+    assert list(signature.parameters) == ["self", "record"]
+    source = inspect.getsource(Stream._generate_record_messages)
+    for step in (
+        "pop_deselected_record_properties",
+        "conform_record_data_types",
+        "stream_map.transform",
+        "version=self._stream_version",
+    ):
+        assert step in source, step
