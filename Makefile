@@ -12,10 +12,10 @@ install: $(READY)
 $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,chart]'
 	touch $(READY)
 
-# Meltano's own plugin environments (tap, target-duckdb, target-jsonl, target-postgres)
+# Meltano's own plugin environments (tap, targets, dbt-duckdb)
 plugins: $(PLUGINS)
 
 $(PLUGINS): $(READY) meltano.yml

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb
 
+from demo import chart
 from demo.project import ROOT, SimulatorProcess, meltano, meltano_env, meltano_state
 
 WAREHOUSE = ROOT / "output" / "warehouse.duckdb"
@@ -61,6 +63,24 @@ def summary() -> None:
     )
 
 
+def book_overlapping_meetings(sim: SimulatorProcess, accounts: list[str]) -> None:
+    """Back-to-back and overlapping meetings this week, as real calendars have them."""
+    start = dt.datetime.now(dt.timezone.utc).replace(hour=9, minute=0, second=0, microsecond=0)
+    for day in range(1, 4):
+        for account in accounts:
+            for begin, minutes in ((0, 60), (30, 60), (120, 45)):
+                at = start + dt.timedelta(days=day, minutes=begin)
+                sim.control(
+                    "POST",
+                    "events",
+                    {
+                        "account_id": account,
+                        "start": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "end": (at + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    },
+                )
+
+
 def run(env: dict, label: str) -> None:
     heading(f"{label}: meltano run tap-cronofy target-duckdb")
     meltano("run", "tap-cronofy", "target-duckdb", env=env)
@@ -88,8 +108,9 @@ def main() -> None:
             f"  {sim.url}: {len(settings['accounts'])} accounts, "
             f"{len(settings['scheduling_request_ids'])} scheduling requests"
         )
-        env = meltano_env(settings)
+        env = meltano_env(settings, DBT_DUCKDB_PATH=str(WAREHOUSE))
         meltano("state", "clear", "--force", STATE_ID, env=env, check=False)
+        book_overlapping_meetings(sim, [a["account_id"] for a in settings["accounts"]])
 
         run(env, "Run 1 (full load)")
         summary()
@@ -130,6 +151,21 @@ def main() -> None:
         """,
             "rows loaded by run 2 (deleted events are kept, marked deleted)",
         )
+        heading("dbt: busy hours per person per ISO week (analytics/, overlaps counted once)")
+        meltano("invoke", "dbt-duckdb:build", env=env)
+        show(
+            """
+            select account_name, round(sum(busy_hours), 1) as busy_hours_union,
+                   round(sum(booked_hours), 1) as booked_hours_summed,
+                   round(sum(overlap_hours), 1) as double_counted, sum(all_day_days) as all_day
+            from warehouse.analytics.busy_hours_weekly group by all order by account_name
+        """,
+            "summing durations double-counts overlapping meetings; the union does not",
+        )
+        days, series = chart.weekly(WAREHOUSE)
+        print(chart.terminal(days, series))
+        picture = chart.png(days, series, ROOT / "output" / "busy_hours_weekly.png")
+        print(f"\n  chart written to {picture.relative_to(ROOT)}")
         heading("State in Meltano's system database")
         for label, state in (("after run 1", before), ("after run 2", after)):
             partitions = state["singer_state"]["bookmarks"]["free_busy"]["partitions"]

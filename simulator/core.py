@@ -138,6 +138,7 @@ class Account:
     scopes: set[str] = field(default_factory=lambda: {"read_free_busy"})
     locked: bool = False
     revoked: bool = False
+    zoneinfo: str = "Europe/London"
     token_issued: float = 0.0  # simulator clock; the access token expires token_lifetime later
     series: dict[str, Series] = field(default_factory=dict)
 
@@ -251,6 +252,7 @@ class Simulator:
             account_id=account_id,
             email=f"user{index}@example.com",
             name=["Zoë Ångström", "José Núñez", "李小龙", "Ada Lovelace"][index % 4],
+            zoneinfo=["Europe/London", "America/Chicago", "Asia/Tokyo", "Europe/Paris"][index % 4],
             access_token=f"sim-at-{index}-{rng.getrandbits(64):016x}",
             refresh_token=f"sim-rt-{index}-{rng.getrandbits(64):016x}",
             calendars=calendars,
@@ -723,7 +725,7 @@ class Simulator:
             "sub": account.account_id,
             "email": account.email,
             "name": account.name,
-            "zoneinfo": "Europe/London",
+            "zoneinfo": account.zoneinfo,
             "cronofy.type": "userinfo",
             "cronofy.data": {
                 "profiles": [
@@ -737,6 +739,28 @@ class Simulator:
                 ]
             },
         }
+
+    def calendars(self, account: Account) -> dict:
+        """GET /v1/calendars: the account's calendars, one profile (Google)."""
+        listed = []
+        for number, calendar_id in enumerate(account.calendars):
+            readonly = number == 2
+            listed.append(
+                {
+                    "provider_name": "google",
+                    "profile_id": f"pro_{account.account_id[4:]}",
+                    "profile_name": account.email,
+                    "calendar_id": calendar_id,
+                    "calendar_name": ["Work", "Personal", "Holidays"][number % 3],
+                    "calendar_readonly": readonly,
+                    "calendar_deleted": False,
+                    "calendar_primary": number == 0,
+                    "calendar_integrated_conferencing_available": number == 0,
+                    "calendar_attachments_available": False,
+                    "permission_level": "sandbox" if readonly else "unrestricted",
+                }
+            )
+        return {"calendars": listed}
 
     # Scheduling requests
 

@@ -156,6 +156,8 @@ class Handler(BaseHTTPRequestHandler):
             )
         if method == "GET" and path.startswith("/v1/free_busy/pages/"):
             return 200, self.sim.next_page(token, path.rsplit("/", 1)[1], self.base_url())
+        if method == "GET" and path == "/v1/calendars":
+            return 200, self.sim.calendars(self.sim.authorize(token))
         if method == "GET" and path == "/v1/userinfo":
             return 200, self.sim.userinfo(self.sim.authorize(token))
         if method == "POST" and path == "/oauth/token":

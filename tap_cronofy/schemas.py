@@ -134,3 +134,38 @@ SCHEDULING_REQUEST = th.PropertiesList(
         description="When the tap first saw this version, by Cronofy's clock",
     ),
 ).to_dict()
+
+CALENDAR = th.PropertiesList(
+    th.Property("calendar_id", th.StringType, required=True),
+    th.Property("account_id", th.StringType, required=True, description="Owning account"),
+    th.Property("calendar_name", th.StringType),
+    th.Property("profile_id", th.StringType),
+    th.Property("profile_name", th.StringType),
+    th.Property("provider_name", th.StringType, description="google, exchange, apple, ..."),
+    th.Property("calendar_readonly", th.BooleanType),
+    th.Property("calendar_deleted", th.BooleanType),
+    th.Property("calendar_primary", th.BooleanType),
+    th.Property("calendar_integrated_conferencing_available", th.BooleanType),
+    th.Property("calendar_attachments_available", th.BooleanType),
+    th.Property("permission_level", th.StringType, description="unrestricted or sandbox"),
+    th.Property("calendar_color", th.StringType),
+).to_dict()
+
+ACCOUNT = th.PropertiesList(
+    th.Property("account_id", th.StringType, required=True, description="Cronofy `sub`"),
+    th.Property("email", th.StringType),
+    th.Property("name", th.StringType),
+    th.Property("zoneinfo", th.StringType, description="The account's IANA time zone"),
+    th.Property(
+        "profiles",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("provider_name", th.StringType),
+                th.Property("profile_id", th.StringType),
+                th.Property("profile_name", th.StringType),
+                th.Property("profile_connected", th.BooleanType),
+            )
+        ),
+        description="Connected calendar profiles (from `cronofy.data`)",
+    ),
+).to_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -20,7 +21,12 @@ from tap_cronofy.output import StateFlushingWriter
 from tap_cronofy.redact import SECRETS, install_log_redaction
 from tap_cronofy.report import RunReport
 from tap_cronofy.settings import CONFIG_SCHEMA, Settings, check, secrets_of_input
-from tap_cronofy.streams import FreeBusyStream, SchedulingRequestsStream
+from tap_cronofy.streams import (
+    AccountsStream,
+    CalendarsStream,
+    FreeBusyStream,
+    SchedulingRequestsStream,
+)
 from tap_cronofy.streams.base import Services
 
 if t.TYPE_CHECKING:
@@ -36,7 +42,7 @@ class TapCronofy(Tap):
 
     name = "tap-cronofy"
     message_writer_class = StateFlushingWriter
-    config_jsonschema = CONFIG_SCHEMA
+    config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)  # the SDK appends its settings to it
     # No BATCH: the SDK writes a batch's STATE before the target has loaded its file.
     capabilities: t.ClassVar[list] = [
         TapCapabilities.CATALOG,
@@ -84,7 +90,12 @@ class TapCronofy(Tap):
             report=self.report,
             checkpoint=self.checkpoint,
         )
-        return [FreeBusyStream(self, services), SchedulingRequestsStream(self, services)]
+        return [
+            FreeBusyStream(self, services),
+            CalendarsStream(self, services),
+            AccountsStream(self, services),
+            SchedulingRequestsStream(self, services),
+        ]
 
     def checkpoint(self) -> None:
         """A STATE message between partitions, at most every STATE_INTERVAL_SECONDS."""
@@ -97,9 +108,10 @@ class TapCronofy(Tap):
         errors = []
         selected = {name for name, stream in self.streams.items() if stream.selected}
         settings = self.settings
-        if "free_busy" in selected and not settings.accounts:
+        per_account = sorted(selected & {"free_busy", "calendars", "accounts"})
+        if per_account and not settings.accounts:
             errors.append(
-                "free_busy is selected but no account is configured: set "
+                f"{', '.join(per_account)} selected but no account is configured: set "
                 "`access_token`, `accounts` or `accounts_file`."
             )
         if "scheduling_requests" in selected:

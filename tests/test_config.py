@@ -92,7 +92,7 @@ def test_discovery_needs_no_credentials():
     process = tap_cli("--discover")
     assert process.returncode == 0, process.stderr
     streams = {s["tap_stream_id"] for s in json.loads(process.stdout)["streams"]}
-    assert streams == {"free_busy", "scheduling_requests"}
+    assert streams == {"free_busy", "scheduling_requests", "calendars", "accounts"}
 
 
 def test_catalog_json_matches_discovery():

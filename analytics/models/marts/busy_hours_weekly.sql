@@ -1,0 +1,104 @@
+-- How booked is each person, ISO week by ISO week, in their own time zone?
+-- busy_hours: the union of busy/tentative timed periods (overlapping meetings count once);
+-- booked_hours: the plain sum of their durations (what double-counts overlaps);
+-- all_day_days: all-day busy periods, reported apart (they are dates, not hours).
+-- A merged interval belongs to the week (local time) in which it starts.
+{% set busy = "'" ~ var('busy_statuses') | join("', '") ~ "'" %}
+
+with timed as (
+    select account_id, account_zone, start_time, end_time
+    from {{ ref('stg_free_busy') }}
+    where not all_day
+      and free_busy_status in ({{ busy }})
+      and end_time > start_time
+),
+
+ordered as (
+    select
+        timed.*,
+        max(end_time) over (
+            partition by account_id
+            order by start_time, end_time
+            rows between unbounded preceding and 1 preceding
+        ) as previous_end
+    from timed
+),
+
+numbered as (
+    select
+        ordered.*,
+        sum(case when previous_end is null or start_time > previous_end then 1 else 0 end)
+            over (
+                partition by account_id
+                order by start_time, end_time
+                rows between unbounded preceding and current row
+            ) as island
+    from ordered
+),
+
+merged as (
+    select account_id, account_zone, island, min(start_time) as start_time, max(end_time) as end_time
+    from numbered
+    group by account_id, account_zone, island
+),
+
+union_weekly as (
+    select
+        account_id,
+        {{ iso_week(to_local('start_time', 'account_zone')) }} as week_start,
+        sum({{ hours_between('start_time', 'end_time') }}) as busy_hours,
+        count(*) as busy_blocks
+    from merged
+    group by 1, 2
+),
+
+booked_weekly as (
+    select
+        account_id,
+        {{ iso_week(to_local('start_time', 'account_zone')) }} as week_start,
+        sum({{ hours_between('start_time', 'end_time') }}) as booked_hours,
+        count(*) as busy_periods
+    from timed
+    group by 1, 2
+),
+
+all_day_weekly as (
+    select
+        account_id,
+        {{ iso_week('start_date') }} as week_start,
+        sum({{ days_between('start_date', 'end_date') }}) as all_day_days
+    from {{ ref('stg_free_busy') }}
+    where all_day and free_busy_status in ({{ busy }})
+    group by 1, 2
+),
+
+weeks as (
+    select account_id, week_start from union_weekly
+    union distinct
+    select account_id, week_start from all_day_weekly
+),
+
+people as (
+    select distinct account_id, account_name, account_zone from {{ ref('stg_free_busy') }}
+)
+
+select
+    weeks.account_id,
+    people.account_name,
+    people.account_zone,
+    weeks.week_start,
+    coalesce(union_weekly.busy_hours, 0) as busy_hours,
+    coalesce(booked_weekly.booked_hours, 0) as booked_hours,
+    coalesce(booked_weekly.booked_hours, 0) - coalesce(union_weekly.busy_hours, 0) as overlap_hours,
+    coalesce(union_weekly.busy_blocks, 0) as busy_blocks,
+    coalesce(booked_weekly.busy_periods, 0) as busy_periods,
+    coalesce(all_day_weekly.all_day_days, 0) as all_day_days
+from weeks
+left join union_weekly
+    on union_weekly.account_id = weeks.account_id and union_weekly.week_start = weeks.week_start
+left join booked_weekly
+    on booked_weekly.account_id = weeks.account_id and booked_weekly.week_start = weeks.week_start
+left join all_day_weekly
+    on all_day_weekly.account_id = weeks.account_id and all_day_weekly.week_start = weeks.week_start
+left join people
+    on people.account_id = weeks.account_id

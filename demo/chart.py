@@ -1,0 +1,61 @@
+"""Busy hours per person per week, from dbt's busy_hours_weekly: a PNG and a terminal view."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def weekly(warehouse: Path, weeks: int = 8) -> tuple[list[dt.date], dict[str, list[float]]]:
+    """The next ``weeks`` ISO weeks from this one: busy hours per account name."""
+    today = dt.date.today()
+    first = today - dt.timedelta(days=today.weekday())
+    days = [first + dt.timedelta(weeks=n) for n in range(weeks)]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select coalesce(account_name, account_id), week_start, busy_hours "
+            "from analytics.busy_hours_weekly where week_start >= ? and week_start <= ?",
+            [days[0], days[-1]],
+        ).fetchall()
+    series: dict[str, list[float]] = {}
+    for name, week, hours in rows:
+        series.setdefault(name, [0.0] * weeks)[days.index(week)] = float(hours)
+    return days, dict(sorted(series.items()))
+
+
+def terminal(days: list[dt.date], series: dict[str, list[float]]) -> str:
+    top = max((h for values in series.values() for h in values), default=0) or 1
+    width = max((len(name) for name in series), default=4)
+    lines = [f"{'':<{width}}  " + " ".join(f"{d:%d %b}" for d in days)]
+    for name, values in series.items():
+        cells = [f"{BARS[round(h / top * (len(BARS) - 1))] * 2} {h:4.1f}" for h in values]
+        lines.append(f"{name:<{width}}  " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def png(days: list[dt.date], series: dict[str, list[float]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    count = max(len(series), 1)
+    width = 0.8 / count
+    for index, (name, values) in enumerate(series.items()):
+        offsets = [n + (index - (count - 1) / 2) * width for n in range(len(days))]
+        ax.bar(offsets, values, width=width, label=name)
+    ax.set_xticks(range(len(days)), [f"{d:%d %b}" for d in days])
+    ax.set_ylabel("busy hours (overlaps counted once)")
+    ax.set_title("Busy hours per person per ISO week (their own time zone)")
+    ax.legend(frameon=False, fontsize="small")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,111 @@
+"""dbt on the end-to-end warehouse: the busy-time union checked against an independent
+computation from the simulator's calendars, the funnel, freshness, and the demo's chart."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from demo import chart
+from demo.project import meltano, meltano_env
+from tests.helpers import expected_first_sync
+
+BUSY = {"busy", "tentative"}
+
+
+def book(sim, account_id: str, start: dt.datetime, minutes: int, status: str = "busy") -> None:
+    sim.create_event(
+        account_id,
+        start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        end=(start + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        status=status,
+    )
+
+
+def expected_weeks(sim) -> dict[tuple[str, dt.date], tuple[float, float]]:
+    """(account, ISO week in the account's zone) -> (union hours, summed hours), computed
+    here in Python from the periods a full sync loads."""
+    events = {}
+    for account in sim.accounts.values():
+        for event in sim.events_of(account.account_id):
+            events[(account.account_id, event.calendar_id, event.event_uid)] = event
+    periods = defaultdict(list)
+    for key in expected_first_sync(sim):
+        event = events[key]
+        if not event.all_day and event.status in BUSY:
+            start, end = event.bounds(ZoneInfo("UTC"))
+            periods[key[0]].append((start, end))
+    weeks: dict[tuple[str, dt.date], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for account_id, spans in periods.items():
+        zone = ZoneInfo(sim.accounts[account_id].zoneinfo)
+        for start, end in spans:
+            local = start.astimezone(zone).date()
+            weeks[(account_id, local - dt.timedelta(days=local.weekday()))][1] += (
+                end - start
+            ).total_seconds() / 3600
+        merged: list[list[dt.datetime]] = []
+        for start, end in sorted(spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        for start, end in merged:
+            local = start.astimezone(zone).date()
+            weeks[(account_id, local - dt.timedelta(days=local.weekday()))][0] += (
+                end - start
+            ).total_seconds() / 3600
+    return {k: (round(v[0], 4), round(v[1], 4)) for k, v in weeks.items()}
+
+
+def test_dbt_busy_hours_count_overlaps_once_and_match_the_calendars(sim, tmp_path):
+    first = sorted(sim.accounts)[0]
+    nine = sim.now_dt().replace(hour=9, minute=0, second=0, microsecond=0) + dt.timedelta(days=3)
+    book(sim, first, nine, 60)  # 09:00-10:00
+    book(sim, first, nine + dt.timedelta(minutes=30), 60, "tentative")  # 09:30-10:30
+    book(sim, first, nine + dt.timedelta(minutes=45), 15)  # inside both
+    warehouse = tmp_path / "warehouse.duckdb"
+    settings = dict(sim.tap_config(sim.url), max_retry_wait_seconds=1)
+    env = meltano_env(
+        settings,
+        MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
+        TARGET_DUCKDB_FILEPATH=str(warehouse),
+        DBT_DUCKDB_PATH=str(warehouse),
+    )
+    meltano("run", "tap-cronofy", "target-duckdb", env=env)
+    build = meltano("invoke", "dbt-duckdb:build", env=env)
+    assert "ERROR=0" in build.stdout and "PASS=" in build.stdout, build.stdout[-2000:]
+    assert meltano("invoke", "dbt-duckdb:freshness", env=env).returncode == 0
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select account_id, week_start, busy_hours, booked_hours "
+            "from analytics.busy_hours_weekly"
+        ).fetchall()
+        funnel = dict(
+            con.execute(
+                "select slot_selection, requests from analytics.scheduling_requests_funnel"
+            ).fetchall()
+        )
+    loaded = {
+        (a, w): (round(busy, 4), round(booked, 4)) for a, w, busy, booked in rows if busy or booked
+    }
+    expected = expected_weeks(sim)
+    assert loaded == expected
+    week = nine.date() - dt.timedelta(days=nine.date().weekday())
+    busy, booked = expected[(first, week)]
+    assert round(booked - busy, 4) >= 0.75, "2.25 h booked within 1.5 h: overlaps count once"
+    selections = defaultdict(int)
+    for request in sim.scheduling.values():
+        selections[request["slot_selection"]] += 1
+    assert funnel == dict(selections)
+
+    days, series = chart.weekly(warehouse)
+    assert series and set(series) <= {a.name for a in sim.accounts.values()}
+    assert series[sim.accounts[first].name][days.index(week)] == busy
+    text = chart.terminal(days, series)
+    assert all(name in text for name in series)
+    picture = chart.png(days, series, tmp_path / "busy.png")
+    assert picture.stat().st_size > 5000 and picture.read_bytes()[:4] == b"\x89PNG"
