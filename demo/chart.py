@@ -42,13 +42,23 @@ def png(days: list[dt.date], series: dict[str, list[float]], path: Path) -> Path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.ft2font import FT2Font
+
+    font = FT2Font(findfont(FontProperties()))
+
+    def label(name: str) -> str:
+        """The name, or a transliteration-free stand-in when the font lacks its glyphs."""
+        if all(font.get_char_index(ord(ch)) for ch in name):
+            return name
+        return f"account {list(series).index(name) + 1} (name needs a CJK font)"
 
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
     count = max(len(series), 1)
     width = 0.8 / count
     for index, (name, values) in enumerate(series.items()):
         offsets = [n + (index - (count - 1) / 2) * width for n in range(len(days))]
-        ax.bar(offsets, values, width=width, label=name)
+        ax.bar(offsets, values, width=width, label=label(name))
     ax.set_xticks(range(len(days)), [f"{d:%d %b}" for d in days])
     ax.set_ylabel("busy hours (overlaps counted once)")
     ax.set_title("Busy hours per person per ISO week (their own time zone)")

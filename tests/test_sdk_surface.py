@@ -64,3 +64,18 @@ def test_generate_record_messages_is_still_what_we_shortcut():
         "version=self._stream_version",
     ):
         assert step in source, step
+
+
+def test_process_record_is_still_what_we_narrow():
+    """Partition keys into the record, then child contexts: if the SDK's method starts doing
+    more, the narrowed version must learn it too."""
+    signature = inspect.signature(Stream._process_record)
+    assert list(signature.parameters) == [
+        "self",
+        "record",
+        "child_context",
+        "partition_context",
+    ]
+    source = inspect.getsource(Stream._process_record)
+    assert "generate_child_contexts" in source and "record[key] = val" in source
+    assert source.count("self.") <= 3, "the SDK's method does more than it used to"

@@ -10,6 +10,7 @@ from functools import cached_property
 
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
 
 if t.TYPE_CHECKING:
@@ -42,6 +43,11 @@ PRIVATE_SDK_OVERRIDES = {
         "field is deselected and conformance is off (free_busy builds exact types), the "
         "walk is skipped; every other case goes through the SDK's own method."
     ),
+    "_process_record": (
+        "The SDK's version also builds child contexts and copies the context for every "
+        "record; these streams have no children and their records already carry their "
+        "partition keys. Streams with children would go through the SDK's own method."
+    ),
     "_increment_stream_state": (
         "Streams write each partition's bookmark once, when the partition is complete (and "
         "also for partitions without records, which the SDK never bookmarks). The SDK's "
@@ -58,6 +64,8 @@ class CronofyStream(Stream):
     def __init__(self, tap: Tap, services: Services) -> None:
         super().__init__(tap)
         self.services = services
+        # When the answer holding the records being emitted arrived; None: per record.
+        self.extracted_at: datetime | None = None
 
     @property
     def settings(self) -> Settings:
@@ -83,11 +91,28 @@ class CronofyStream(Stream):
             and self.replication_method == "INCREMENTAL"  # no table versions to stamp
         )
 
+    @cached_property
+    def _plain_maps(self) -> bool:
+        """The one map is the identity (no stream map, no flattening): nothing to transform."""
+        maps = self.stream_maps
+        return (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == self.name
+            and not maps[0].flattening_enabled
+        )
+
     def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
-        """As the SDK's, without its per-record selection walk when it has nothing to do
-        (see PRIVATE_SDK_OVERRIDES)."""
+        """As the SDK's, without its per-record selection walk and identity map when they
+        have nothing to do (see PRIVATE_SDK_OVERRIDES)."""
         if not self._nothing_to_pop:
             yield from super()._generate_record_messages(record)
+            return
+        extracted = self.extracted_at or datetime.now(timezone.utc)
+        if self._plain_maps:
+            yield RecordMessage(
+                stream=self.name, record=record, version=None, time_extracted=extracted
+            )
             return
         for stream_map in self.stream_maps:
             mapped = stream_map.transform(record)
@@ -96,8 +121,23 @@ class CronofyStream(Stream):
                     stream=stream_map.stream_alias,
                     record=mapped,
                     version=None,
-                    time_extracted=datetime.now(timezone.utc),
+                    time_extracted=extracted,
                 )
+
+    def _process_record(
+        self,
+        record: dict,
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        """Partition keys into the record when missing, as the SDK does, and nothing for
+        child streams, which these streams do not have (see PRIVATE_SDK_OVERRIDES)."""
+        if self.child_streams:
+            super()._process_record(record, child_context, partition_context)
+            return
+        for key, value in (partition_context or {}).items():
+            if key not in record:
+                record[key] = value
 
     def _increment_stream_state(
         self, latest_record: dict, *, context: Context | None = None

@@ -48,6 +48,7 @@ COLLISION_EXAMPLES = 3
 @dataclass
 class Page:
     records: list[dict]
+    extracted_at: dt.datetime  # when the answer arrived
 
 
 @dataclass
@@ -116,6 +117,7 @@ class FreeBusyStream(CronofyStream):
                 if isinstance(item, Outcome):
                     outcome = item
                 else:
+                    self.extracted_at = item.extracted_at
                     yield from item.records
         except CronofyAPIError as exc:
             # Finish the other accounts; this one's bookmark stays where it was.
@@ -278,7 +280,7 @@ class FreeBusyStream(CronofyStream):
                     outcome.pages += 1
                     outcome.records += len(records)
                     outcome.deleted += sum(1 for r in records if r["deleted"])
-                    yield Page(records)
+                    yield Page(records, _utcnow())
                     url = (reply.body.get("pages") or {}).get("next_page")
                     params = None  # next_page is absolute and complete
                 outcome.reads.append(label)
