@@ -26,6 +26,7 @@ if t.TYPE_CHECKING:
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _decoder = msgspec.json.Decoder()
+LONG_WAIT_SECONDS = 5.0  # a rate-limit pause this long is logged, so a run never looks stuck
 
 
 class RetriableError(Exception):
@@ -196,7 +197,16 @@ class CronofyClient:
         self, method: str, url: str, params: dict | None, body: dict | None, token: str | None
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        waited = self.limiter.waited_seconds
         self.limiter.acquire()
+        if (pause := self.limiter.waited_seconds - waited) >= LONG_WAIT_SECONDS:
+            self.logger.info(
+                "Waited %.0f s for the client-side rate limit (%d requests/minute) before %s %s.",
+                pause,
+                self.settings.requests_per_minute,
+                method,
+                urlsplit(url).path,
+            )
         self.request_count += 1
         started = time.monotonic()
         response = self._session().request(

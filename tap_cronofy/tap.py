@@ -136,6 +136,7 @@ class TapCronofy(Tap):
             self.logger.error("Config validation failed: nothing was requested from Cronofy.")
             return 1
         code = 0
+        started = time.monotonic()
         try:
             self.sync_all()
         except CronofyAPIError as exc:
@@ -151,6 +152,7 @@ class TapCronofy(Tap):
                 self.client.limiter.waited_seconds, self.client.request_count
             ):
                 self.logger.info(line)
+            self.warn_if_quota_bound(time.monotonic() - started)
         if failed := self.report.failed_accounts:
             for account_id, reason in sorted(failed.items()):
                 self.logger.error("FAILED account %s: %s", account_id, reason)
@@ -162,6 +164,30 @@ class TapCronofy(Tap):
             )
             code = 1
         return code
+
+    def warn_if_quota_bound(self, elapsed: float) -> None:
+        """When waiting on the rate limit took most of the run, say so with the numbers."""
+        waited = self.client.limiter.waited_seconds
+        requests = self.client.request_count
+        if elapsed <= 0 or waited < 0.5 * elapsed:
+            return
+        settings = self.settings
+        accounts = max(len(self.accounts.ids()), 1) if settings.accounts else 1
+        per_minute = min(settings.requests_per_minute, 60 * settings.requests_per_second)
+        self.logger.warning(
+            "The rate limit bounded this run: %d requests (%.1f per account, %d accounts) "
+            "at %d requests/minute need at least %.1f minutes; %.0f of the run's %.0f s were "
+            "spent waiting. Run less often, deselect calendars/accounts (2 requests per "
+            "account), or raise requests_per_minute/requests_per_second only if your Cronofy "
+            "quota is higher than that and no other application shares it.",
+            requests,
+            requests / accounts,
+            accounts,
+            per_minute,
+            requests / per_minute,
+            waited,
+            elapsed,
+        )
 
     @classmethod
     def invoke(  # type: ignore[override]  # the SDK's own signature, minus its return

@@ -184,3 +184,13 @@ def test_two_periods_sharing_a_key_are_counted_and_shown(sim):
     assert run.returncode == 0, run.stderr
     assert f"{calendar}/{clash}" in run.stderr and "shared a key" in run.stderr
     assert "1 key collisions" in run.stderr
+
+
+def test_a_run_bound_by_the_rate_limit_says_so_with_the_arithmetic(sim):
+    config = tap_config(sim, sim.url, requests_per_second=2)
+    run = run_tap(config, streams=["free_busy", "calendars"])
+    assert run.returncode == 0, run.stderr
+    line = next(x for x in run.stderr.splitlines() if "The rate limit bounded this run" in x)
+    requests = [r for r in sim.requests if not r["path"].startswith("/_sim")]
+    assert f"{len(requests)} requests" in line and "3 accounts" in line
+    assert "at 120 requests/minute" in line
