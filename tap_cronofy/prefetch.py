@@ -82,9 +82,6 @@ class OrderedPrefetcher(t.Generic[T]):
                 continue
         return False
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._index
-
     def items(self, key: str) -> t.Iterator[T]:
         """The items of ``key``, in order; raises what its producer raised."""
         source = self._queues[key]

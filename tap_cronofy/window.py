@@ -32,7 +32,6 @@ class Read:
     kind: str  # "full", "incremental" or "horizon"
     params: dict[str, t.Any]
     reason: str = ""
-    horizon: str | None = None  # where the window has been read up to after this read
 
 
 def scope_fingerprint(settings: Settings) -> str:
@@ -90,16 +89,14 @@ def full_read(
     params = base_params(settings)
     if not first_sync:
         params["include_deleted"] = "true"  # mark rows loaded earlier that were deleted since
-    lower = today.subtract(days=SAFE_BACK)
-    upper = today.add(days=SAFE_AHEAD)
+    lower, upper = bounds(settings, today)
     if settings.start_date:
-        params["from"] = max(settings.start_date, lower).isoformat()
+        params["from"] = lower.isoformat()
     if settings.end_date:
-        upper = min(settings.end_date, upper)
         params["to"] = upper.isoformat()
     if "from" in params and "to" in params and params["from"] >= params["to"]:
         return None
-    return Read("full", params, reason, horizon=upper.isoformat())
+    return Read("full", params, reason)
 
 
 def incremental_read(settings: Settings, bookmark: str) -> Read:
@@ -123,18 +120,25 @@ def follow_up(
         return full_read(
             settings, today, first_sync=False, reason="periodic full re-read (full_resync_days)"
         )
-    horizon = pendulum.Date.fromisoformat(state[HORIZON])
-    start = max(horizon, today.subtract(days=SAFE_BACK))
-    if settings.start_date:
-        start = max(start, settings.start_date)
-    end = today.add(days=SAFE_AHEAD)
-    if settings.end_date:
-        end = min(end, settings.end_date)
+    lower, end = bounds(settings, today)
+    start = max(pendulum.Date.fromisoformat(state[HORIZON]), lower)
     if start >= end:
         return None
     params = base_params(settings)
     params.update({"include_deleted": "true", "from": start.isoformat(), "to": end.isoformat()})
-    return Read("horizon", params, f"window moved on to {end}", horizon=end.isoformat())
+    return Read("horizon", params, f"window moved on to {end}")
+
+
+def bounds(settings: Settings, today: pendulum.Date) -> tuple[pendulum.Date, pendulum.Date]:
+    """What may be read today: Cronofy's window (one day inside its limits), narrowed by
+    ``start_date``/``end_date``; the end is exclusive."""
+    lower = today.subtract(days=SAFE_BACK)
+    upper = today.add(days=SAFE_AHEAD)
+    if settings.start_date:
+        lower = max(lower, settings.start_date)
+    if settings.end_date:
+        upper = min(upper, settings.end_date)
+    return lower, upper
 
 
 def resync_due(last: str | None, account_id: str, today: pendulum.Date, every: int) -> bool:

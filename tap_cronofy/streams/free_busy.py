@@ -195,19 +195,13 @@ class FreeBusyStream(CronofyStream):
         first_reply = yield from self._query(account_id, credential, read, emitted, outcome)
         outcome.watermark = format_time(first_reply)
         today = server_date(first_reply, settings.tzid)
-        if read.kind == "full":
-            outcome.full_read = today.isoformat()
-            outcome.horizon = read.horizon if "to" in read.params else _ahead(today)
-        else:
+        if read.kind == "incremental":
             if HORIZON not in state:  # only after a skipped full read
                 outcome.horizon = _ahead(today)
             elif (extra := follow_up(state, settings, account_id, today)) is not None:
                 yield from self._query(account_id, credential, extra, emitted, outcome)
-                if extra.kind == "full":
-                    outcome.full_read = today.isoformat()
-                    outcome.horizon = extra.horizon if "to" in extra.params else _ahead(today)
-                else:
-                    outcome.horizon = extra.horizon
+                _advance(outcome, extra, today)
+        _advance(outcome, read, today)
         yield outcome
 
     def _today(self, credential: AccountCredential) -> pendulum.Date:
@@ -307,6 +301,15 @@ class FreeBusyStream(CronofyStream):
                 f"The access_token configured for account {account_id} belongs to {sub}: "
                 "fix the `accounts` entry so that each token sits beside its own account_id.",
             )
+
+
+def _advance(outcome: Outcome, read: Read, today: pendulum.Date) -> None:
+    """What a completed read moves: the window is read up to its ``to`` (Cronofy's default
+    window when it has none), and a full read is dated."""
+    if read.kind == "full":
+        outcome.full_read = today.isoformat()
+    if read.kind != "incremental":
+        outcome.horizon = read.params.get("to") or _ahead(today)
 
 
 def _ahead(today: pendulum.Date) -> str:
