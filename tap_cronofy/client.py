@@ -197,27 +197,28 @@ class CronofyClient:
         self, method: str, url: str, params: dict | None, body: dict | None, token: str | None
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        waited = self.limiter.waited_seconds
-        self.limiter.acquire()
-        if (pause := self.limiter.waited_seconds - waited) >= LONG_WAIT_SECONDS:
-            self.logger.info(
-                "Waited %.0f s for the client-side rate limit (%d requests/minute) before %s %s.",
-                pause,
-                self.settings.requests_per_minute,
+        queued = time.monotonic()
+        with self.limiter.request():  # counts until the answer is back
+            if (pause := time.monotonic() - queued) >= LONG_WAIT_SECONDS:
+                self.logger.info(
+                    "Waited %.0f s for the client-side rate limit (%d requests/minute) "
+                    "before %s %s.",
+                    pause,
+                    self.settings.requests_per_minute,
+                    method,
+                    urlsplit(url).path,
+                )
+            self.request_count += 1
+            started = time.monotonic()
+            response = self._session().request(
                 method,
-                urlsplit(url).path,
+                url,
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=self.settings.request_timeout_seconds,
+                allow_redirects=False,
             )
-        self.request_count += 1
-        started = time.monotonic()
-        response = self._session().request(
-            method,
-            url,
-            params=params,
-            json=body,
-            headers=headers,
-            timeout=self.settings.request_timeout_seconds,
-            allow_redirects=False,
-        )
         if (moment := header_time(response)) is not None:
             self._clock_offset = moment.timestamp() - time.time()
         self.logger.debug(

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 
 
 class SlidingWindowLimiter:
-    """Allows at most ``limit`` request starts in any ``window`` seconds.
+    """Allows at most ``limit`` requests in any ``window`` seconds, as the server counts them.
 
     Cronofy counts requests per application per second and per minute; keeping every
     window (not just aligned ones) under the limit means the server can never count more,
-    whichever way it aligns its own windows. Each window is widened by ``margin`` (a
-    fraction) plus ``slack`` seconds, to absorb the difference between when a request
-    leaves here and when it arrives there (network and scheduling jitter).
+    whichever way it aligns its own windows. A request counts from the moment it is
+    allowed until its answer is back, and is then remembered by that moment: it reached
+    Cronofy somewhere in between, so however late a busy thread sends it, no window of the
+    server's can hold more than ``limit``. Each window is also widened by ``margin`` (a
+    fraction) plus ``slack`` seconds, for the clocks' differences.
     """
 
     def __init__(
@@ -26,26 +29,47 @@ class SlidingWindowLimiter:
         sleep: collections.abc.Callable[[float], None] = time.sleep,
     ) -> None:
         self._windows = [(limit, window * (1 + margin) + slack) for limit, window in limits]
-        self._starts: list[collections.deque[float]] = [collections.deque() for _ in limits]
-        self._lock = threading.Lock()
+        self._done: list[collections.deque[float]] = [collections.deque() for _ in limits]
+        self._in_flight = 0
+        self._cond = threading.Condition()
         self._clock = clock
         self._sleep = sleep
         self.waited_seconds = 0.0
 
-    def acquire(self) -> None:
-        """Block until one more request may start, then count it."""
+    @contextlib.contextmanager
+    def request(self) -> collections.abc.Iterator[None]:
+        """Wait until one more request may be sent; it counts until the block ends."""
+        self._acquire()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                now = self._clock()
+                for done in self._done:
+                    done.append(now)
+                self._cond.notify_all()
+
+    def _acquire(self) -> None:
         while True:
-            with self._lock:
+            with self._cond:
                 now = self._clock()
                 wait = 0.0
-                for (limit, window), starts in zip(self._windows, self._starts):
-                    while starts and starts[0] <= now - window:
-                        starts.popleft()
-                    if len(starts) >= limit:
-                        wait = max(wait, starts[0] + window - now)
-                if wait <= 0:
-                    for starts in self._starts:
-                        starts.append(now)
+                answers_awaited = False  # a window full of requests still in flight
+                for (limit, window), done in zip(self._windows, self._done):
+                    while done and done[0] <= now - window:
+                        done.popleft()
+                    if len(done) + self._in_flight >= limit:
+                        if done:  # the oldest finished request leaves the window then
+                            wait = max(wait, done[0] + window - now)
+                        else:
+                            answers_awaited = True
+                if wait <= 0 and not answers_awaited:
+                    self._in_flight += 1
                     return
+                if wait <= 0:  # the next answer frees a place
+                    self._cond.wait(timeout=1.0)
+                    self.waited_seconds += self._clock() - now
+                    continue
             self.waited_seconds += wait
             self._sleep(wait)

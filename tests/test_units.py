@@ -55,14 +55,44 @@ def test_sliding_window_never_exceeds_any_window():
     limiter = SlidingWindowLimiter([(5, 1.0), (12, 10.0)], clock=clock.time, sleep=clock.sleep)
     starts = []
     for _ in range(40):
-        limiter.acquire()
-        starts.append(clock.now)
+        with limiter.request():  # answered at once
+            starts.append(clock.now)
     for limit, window in ((5, 1.0), (12, 10.0)):
         for i, start in enumerate(starts):
             inside = [s for s in starts[i:] if s < start + window]
             assert len(inside) <= limit
     # and it does not wait longer than needed: 40 starts at 12 per 10 s take 30 s
     assert starts[-1] == pytest.approx(30.0)
+
+
+def test_requests_in_flight_count_until_answered():
+    """A request counts from when it is allowed until its answer: a slow answer holds its
+    place, so a late-sent request can never make the server see more than the limit."""
+    limiter = SlidingWindowLimiter([(2, 0.2)])
+    answered = threading.Event()
+    allowed: list[float] = []
+
+    def slow_request():
+        with limiter.request():
+            allowed.append(time.monotonic())
+            answered.wait(5)
+
+    threads = [threading.Thread(target=slow_request) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    while len(allowed) < 2:
+        time.sleep(0.01)
+    third = threading.Thread(target=slow_request)
+    third.start()
+    time.sleep(0.5)  # more than the window: yet both places are still held
+    assert len(allowed) == 2
+    released = time.monotonic()
+    answered.set()
+    third.join(5)
+    assert len(allowed) == 3
+    assert allowed[2] - released >= 0.2 - 0.01, "and the window runs from the answers"
+    for thread in threads:
+        thread.join(5)
 
 
 def test_prefetcher_keeps_order_and_bounds_lookahead():
