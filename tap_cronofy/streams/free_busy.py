@@ -269,8 +269,8 @@ class FreeBusyStream(CronofyStream):
                         elif key in emitted:
                             continue  # read by an earlier query of this run, or before a restart
                         seen.add(key)
+                        emitted.add(key)
                         records.append(record)
-                    emitted.update(seen)
                     outcome.pages += 1
                     outcome.records += len(records)
                     outcome.deleted += sum(1 for r in records if r["deleted"])
