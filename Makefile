@@ -24,12 +24,13 @@ $(PLUGINS): $(READY) meltano.yml
 
 test: $(READY) $(PLUGINS)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: $(READY)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check tap_cronofy
+	$(BIN)/ruff format --check .
 
 demo: $(READY) $(PLUGINS)
 	$(BIN)/python demo/run_demo.py

@@ -16,7 +16,7 @@ def main() -> None:
     token = config["accounts"][0]["access_token"]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    params = {
+    params: dict[str, str] | None = {
         "tzid": "Etc/UTC",
         "include_ids": "true",
         "include_free": "true",

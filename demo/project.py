@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import typing as t
 import urllib.request
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class SimulatorProcess:
                     raise RuntimeError("the simulator did not start") from None
                 time.sleep(0.1)
 
-    def control(self, method: str, path: str, body: object = None) -> object:
+    def control(self, method: str, path: str, body: object = None) -> t.Any:  # JSON
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             f"{self.url}/_sim/{path}",

@@ -15,6 +15,7 @@ import random
 import secrets
 import threading
 import time
+import typing as t
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -405,7 +406,7 @@ class Simulator:
     def delete_event(self, account_id: str, event_uid: str) -> Event:
         return self.modify_event(account_id, event_uid, deleted=True)
 
-    def create_event(self, account_id: str, **values: object) -> Event:
+    def create_event(self, account_id: str, **values: t.Any) -> Event:  # values: JSON
         with self.lock:
             self.version += 1
             account = self.accounts[account_id]
@@ -418,11 +419,11 @@ class Simulator:
                 )
                 values["start"] = fmt_time(begin)
                 values["end"] = fmt_time(begin + dt.timedelta(hours=1))
-            event = Event(last_modified=self.now() - self.sync_lag, **values)  # type: ignore[arg-type]
+            event = Event(last_modified=self.now() - self.sync_lag, **values)
             account.events[(event.calendar_id, event.event_uid)] = event
             return event
 
-    def create_series(self, account_id: str, **values: object) -> Series:
+    def create_series(self, account_id: str, **values: t.Any) -> Series:  # values: JSON
         with self.lock:
             self.version += 1
             account = self.accounts[account_id]
@@ -431,7 +432,7 @@ class Simulator:
             values.setdefault("uid", f"evt_series_{secrets.token_hex(5)}")
             values.setdefault("minutes", 60)
             values.setdefault("every_days", 7)
-            series = Series(last_modified=self.now() - self.sync_lag, **values)  # type: ignore[arg-type]
+            series = Series(last_modified=self.now() - self.sync_lag, **values)
             account.series[series.uid] = series
             return series
 
@@ -471,9 +472,9 @@ class Simulator:
 
     # Faults
 
-    def add_fault(self, **spec: object) -> None:
+    def add_fault(self, **spec: t.Any) -> None:  # spec: JSON
         with self.lock:
-            self.faults.append(Fault(**spec))  # type: ignore[arg-type]
+            self.faults.append(Fault(**spec))
 
     def take_fault(self, path: str, account_id: str | None) -> Fault | None:
         with self.lock:
@@ -565,7 +566,7 @@ class Simulator:
                 "localized_times",
             )
         }
-        tzid = (params.get("tzid") or [None])[-1]
+        tzid = (params.get("tzid") or [""])[-1]
         if not tzid:
             raise field_error("tzid", "errors.required", "required")
         if tzid not in _ZONES:
@@ -657,7 +658,6 @@ class Simulator:
     @staticmethod
     def _period(event: Event, zone: ZoneInfo, tzid: str, flag: dict[str, bool]) -> dict:
         if flag["localized_times"]:
-
             # Each period in its own zone when the event has one, else the query's.
             own = ZoneInfo(event.tzid) if event.tzid else zone
             own_name = event.tzid or tzid

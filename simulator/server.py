@@ -10,7 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from simulator.core import APIError, Simulator
+from simulator.core import APIError, Fault, Simulator
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -54,7 +54,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{self.headers.get('Host') or f'{host}:{port}'}"
+        return f"http://{self.headers.get('Host') or f'{host!s}:{port}'}"
 
     def send_json(self, status: int, body: object, headers: dict | None = None) -> None:
         payload = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
@@ -108,20 +108,20 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.send_json(status, answer)
 
-    def inject(self, fault: object) -> bool:
+    def inject(self, fault: Fault) -> bool:
         """Apply a fault; True when it replaced the answer."""
-        kind = fault.kind  # type: ignore[attr-defined]
+        kind = fault.kind
         if kind == "delay":
-            time.sleep(fault.seconds)  # type: ignore[attr-defined]
+            time.sleep(fault.seconds)
             return False
         if kind == "status":
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}  # type: ignore[attr-defined]
-            body = fault.body if fault.body is not None else {"error": "injected"}  # type: ignore[attr-defined]
-            self.send_json(fault.status, body, headers)  # type: ignore[attr-defined]
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            body = fault.body if fault.body is not None else {"error": "injected"}
+            self.send_json(fault.status, body, headers)
             return True
         if kind == "redirect":
             self.send_response(302)
-            self.send_header("Location", fault.location or "http://127.0.0.2/")  # type: ignore[attr-defined]
+            self.send_header("Location", fault.location or "http://127.0.0.2/")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return True
@@ -217,7 +217,7 @@ class Handler(BaseHTTPRequestHandler):
                 if name in data:
                     setattr(sim, name, data[name])
             if "rate_limits" in data:
-                sim.rate_limits = [tuple(pair) for pair in data["rate_limits"]]  # type: ignore[misc]
+                sim.rate_limits = [(int(n), float(w)) for n, w in data["rate_limits"]]
             return {"ok": True}
         if head == "advance" and method == "POST":
             sim.advance(float(data.get("seconds", 0)))
@@ -290,7 +290,7 @@ class SimulatorServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> SimulatorServer:
         self.thread = threading.Thread(target=self.serve_forever, daemon=True, name="cronofy-sim")
