@@ -22,11 +22,12 @@ $(PLUGINS): $(READY) meltano.yml
 	MELTANO_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/meltano install
 	touch $(PLUGINS)
 
+# Two pytest workers: most tests wait on subprocesses and HTTP, so this halves the wall time.
 test: $(READY) $(PLUGINS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 lint: $(READY)
 	$(BIN)/ruff check .

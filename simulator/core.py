@@ -758,6 +758,7 @@ class Simulator:
                     "calendar_integrated_conferencing_available": number == 0,
                     "calendar_attachments_available": False,
                     "permission_level": "sandbox" if readonly else "unrestricted",
+                    "calendar_color": ["#49BED8", "#FC9C45", "#9DE3A7"][number % 3],
                 }
             )
         return {"calendars": listed}
