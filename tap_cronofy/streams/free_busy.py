@@ -175,7 +175,7 @@ class FreeBusyStream(CronofyStream):
         settings = self.settings
         credential = self.services.accounts().credential(account_id)
         state = self._input_state.get(account_id, {})
-        emitted: set[int] = set()  # keys already emitted this run (queries overlap)
+        emitted: set[int] = set()  # keys emitted by this run's earlier queries (they overlap)
         kind, reason = first_read(state, settings)
         read: Read | None = None
         if kind == "full":
@@ -249,7 +249,9 @@ class FreeBusyStream(CronofyStream):
         first: dt.datetime | None = None
         restarted = False
         while True:
-            seen: set[int] = set()  # keys of this query, to notice two periods sharing one
+            # Keys of this query, to notice two periods sharing one. The run's first query
+            # uses the run's set itself (nothing precedes it), so one set holds each key.
+            seen: set[int] = emitted if not emitted else set()
             url: str | None = self.client.url("/v1/free_busy")
             params: dict | None = read.params
             try:
@@ -269,7 +271,6 @@ class FreeBusyStream(CronofyStream):
                         elif key in emitted:
                             continue  # read by an earlier query of this run, or before a restart
                         seen.add(key)
-                        emitted.add(key)
                         records.append(record)
                     outcome.pages += 1
                     outcome.records += len(records)
@@ -278,8 +279,12 @@ class FreeBusyStream(CronofyStream):
                     url = (reply.body.get("pages") or {}).get("next_page")
                     params = None  # next_page is absolute and complete
                 outcome.reads.append(label)
+                if seen is not emitted:
+                    emitted.update(seen)  # later queries skip these keys
                 return first  # type: ignore[return-value]  # set by the first reply
             except ExpiredPageError as exc:
+                if seen is not emitted:
+                    emitted.update(seen)  # the restarted query skips what was emitted before
                 if restarted:
                     raise AccountError(
                         account_id,
