@@ -52,3 +52,19 @@ class RunReport:
             f"client-side rate limit, {failed} failed account{'s' if failed != 1 else ''}."
         )
         return lines
+
+
+def quota_warning(
+    *, requests: int, accounts: int, per_minute: int, waited: float, elapsed: float
+) -> str | None:
+    """When waiting on the rate limit took most of a run, what to say, with the numbers."""
+    if elapsed <= 0 or waited < 0.5 * elapsed:
+        return None
+    return (
+        f"The rate limit bounded this run: {requests} requests ({requests / accounts:.1f} per "
+        f"account, {accounts} accounts) at {per_minute} requests/minute need at least "
+        f"{requests / per_minute:.1f} minutes; {waited:.0f} of the run's {elapsed:.0f} s were "
+        "spent waiting. Run less often, deselect calendars/accounts (2 requests per "
+        "account), or raise requests_per_minute/requests_per_second only if your Cronofy "
+        "quota is higher than that and no other application shares it."
+    )

@@ -467,3 +467,27 @@ def secrets_of_input(config: t.Any, environ: t.Mapping[str, str]) -> list[str]:
         with contextlib.suppress(Exception):  # an unreadable file is reported by check()
             found.extend(secret_values({"accounts": account_entries(source)}))
     return found
+
+
+def selection_errors(settings: Settings, selected: set[str]) -> list[str]:
+    """Problems that depend on which streams are selected, found before any request."""
+    errors = []
+    per_account = sorted(selected & {"free_busy", "calendars", "accounts"})
+    if per_account and not settings.accounts:
+        errors.append(
+            f"{', '.join(per_account)} selected but no account is configured: set "
+            "`access_token`, `accounts` or `accounts_file`."
+        )
+    if "scheduling_requests" in selected:
+        try:
+            ids = settings.scheduling_request_ids()
+        except OSError as exc:
+            errors.append(f"`scheduling_request_ids_file` cannot be read: {exc}")
+            ids = []
+        if ids and not settings.scheduler_secret:
+            errors.append(
+                "scheduling_request_ids are set but neither `scheduler_client_secret` nor "
+                "`client_secret` is: the scheduling request query needs the client_secret "
+                "of an Internal Application as its Bearer token."
+            )
+    return errors

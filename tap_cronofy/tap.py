@@ -19,8 +19,14 @@ from tap_cronofy.client import CronofyClient
 from tap_cronofy.errors import CronofyAPIError
 from tap_cronofy.output import StateFlushingWriter
 from tap_cronofy.redact import SECRETS, install_log_redaction
-from tap_cronofy.report import RunReport
-from tap_cronofy.settings import CONFIG_SCHEMA, Settings, check, secrets_of_input
+from tap_cronofy.report import RunReport, quota_warning
+from tap_cronofy.settings import (
+    CONFIG_SCHEMA,
+    Settings,
+    check,
+    secrets_of_input,
+    selection_errors,
+)
 from tap_cronofy.streams import (
     AccountsStream,
     CalendarsStream,
@@ -103,34 +109,10 @@ class TapCronofy(Tap):
             self.state_writer.write_state(self.state)
             self._last_checkpoint = time.monotonic()
 
-    def selection_errors(self) -> list[str]:
-        """Problems that depend on which streams are selected."""
-        errors = []
-        selected = {name for name, stream in self.streams.items() if stream.selected}
-        settings = self.settings
-        per_account = sorted(selected & {"free_busy", "calendars", "accounts"})
-        if per_account and not settings.accounts:
-            errors.append(
-                f"{', '.join(per_account)} selected but no account is configured: set "
-                "`access_token`, `accounts` or `accounts_file`."
-            )
-        if "scheduling_requests" in selected:
-            try:
-                ids = settings.scheduling_request_ids()
-            except OSError as exc:
-                errors.append(f"`scheduling_request_ids_file` cannot be read: {exc}")
-                ids = []
-            if ids and not settings.scheduler_secret:
-                errors.append(
-                    "scheduling_request_ids are set but neither `scheduler_client_secret` nor "
-                    "`client_secret` is: the scheduling request query needs the client_secret "
-                    "of an Internal Application as its Bearer token."
-                )
-        return errors
-
     def run(self) -> int:
         """Sync the selected streams; the exit code: 0, or 1 when anything failed."""
-        if errors := self.selection_errors():
+        selected = {name for name, stream in self.streams.items() if stream.selected}
+        if errors := selection_errors(self.settings, selected):
             for error in errors:
                 self.logger.error(error)
             self.logger.error("Config validation failed: nothing was requested from Cronofy.")
@@ -152,7 +134,15 @@ class TapCronofy(Tap):
                 self.client.limiter.waited_seconds, self.client.request_count
             ):
                 self.logger.info(line)
-            self.warn_if_quota_bound(time.monotonic() - started)
+            settings = self.settings
+            if warning := quota_warning(
+                requests=self.client.request_count,
+                accounts=max(len(self.accounts.ids()), 1) if settings.accounts else 1,
+                per_minute=min(settings.requests_per_minute, 60 * settings.requests_per_second),
+                waited=self.client.limiter.waited_seconds,
+                elapsed=time.monotonic() - started,
+            ):
+                self.logger.warning(warning)
         if failed := self.report.failed_accounts:
             for account_id, reason in sorted(failed.items()):
                 self.logger.error("FAILED account %s: %s", account_id, reason)
@@ -164,30 +154,6 @@ class TapCronofy(Tap):
             )
             code = 1
         return code
-
-    def warn_if_quota_bound(self, elapsed: float) -> None:
-        """When waiting on the rate limit took most of the run, say so with the numbers."""
-        waited = self.client.limiter.waited_seconds
-        requests = self.client.request_count
-        if elapsed <= 0 or waited < 0.5 * elapsed:
-            return
-        settings = self.settings
-        accounts = max(len(self.accounts.ids()), 1) if settings.accounts else 1
-        per_minute = min(settings.requests_per_minute, 60 * settings.requests_per_second)
-        self.logger.warning(
-            "The rate limit bounded this run: %d requests (%.1f per account, %d accounts) "
-            "at %d requests/minute need at least %.1f minutes; %.0f of the run's %.0f s were "
-            "spent waiting. Run less often, deselect calendars/accounts (2 requests per "
-            "account), or raise requests_per_minute/requests_per_second only if your Cronofy "
-            "quota is higher than that and no other application shares it.",
-            requests,
-            requests / accounts,
-            accounts,
-            per_minute,
-            requests / per_minute,
-            waited,
-            elapsed,
-        )
 
     @classmethod
     def invoke(  # type: ignore[override]  # the SDK's own signature, minus its return

@@ -11,6 +11,7 @@ import pytest
 from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.ratelimit import SlidingWindowLimiter
 from tap_cronofy.redact import MASK, SecretRegistry, install_log_redaction
+from tap_cronofy.report import quota_warning
 
 
 def test_secrets_are_masked_longest_first():
@@ -128,3 +129,13 @@ def test_prefetcher_hands_errors_to_the_consumer():
     with pytest.raises(RuntimeError, match="boom"):
         list(prefetcher.items("b"))
     assert list(prefetcher.items("c")) == ["c"]
+
+
+def test_the_quota_warning_needs_waiting_to_be_most_of_the_run_and_shows_the_arithmetic():
+    numbers = {"requests": 300, "accounts": 150, "per_minute": 500}
+    assert quota_warning(**numbers, waited=29.9, elapsed=60.0) is None
+    assert quota_warning(**numbers, waited=0.0, elapsed=0.0) is None
+    warning = quota_warning(**numbers, waited=45.0, elapsed=60.0)
+    assert warning is not None
+    assert "300 requests (2.0 per account, 150 accounts) at 500 requests/minute" in warning
+    assert "at least 0.6 minutes; 45 of the run's 60 s were spent waiting" in warning
