@@ -60,12 +60,36 @@ def expected_weeks(sim) -> dict[tuple[str, dt.date], tuple[float, float]]:
     return {k: (round(v[0], 4), round(v[1], 4)) for k, v in weeks.items()}
 
 
+def an_empty_week(sim, account_id: str) -> dt.date:
+    """The Monday (in the account's zone) of a week well inside Cronofy's window in which
+    none of the account's periods starts."""
+    zone = ZoneInfo(sim.accounts[account_id].zoneinfo)
+    starts = set()
+    for event in sim.events_of(account_id):
+        local = event.bounds(zone)[0].astimezone(zone).date()
+        starts.add(local - dt.timedelta(days=local.weekday()))
+    today = sim.now_dt().astimezone(zone).date()
+    monday = today - dt.timedelta(days=today.weekday())
+    for weeks in range(2, 25):
+        candidate = monday + dt.timedelta(weeks=weeks)
+        if candidate not in starts:
+            return candidate
+    raise AssertionError("the simulator's calendars left no empty week")
+
+
 def test_dbt_busy_hours_count_overlaps_once_and_match_the_calendars(sim, tmp_path):
     first = sorted(sim.accounts)[0]
     nine = sim.now_dt().replace(hour=9, minute=0, second=0, microsecond=0) + dt.timedelta(days=3)
     book(sim, first, nine, 60)  # 09:00-10:00
     book(sim, first, nine + dt.timedelta(minutes=30), 60, "tentative")  # 09:30-10:30
     book(sim, first, nine + dt.timedelta(minutes=45), 15)  # inside both
+    # Sunday 23:00-01:00 local, and 00:30-01:00 inside it on Monday: the merged block
+    # belongs to Sunday's week, yet Monday's week still has booked hours of its own.
+    monday = an_empty_week(sim, first)
+    zone = ZoneInfo(sim.accounts[first].zoneinfo)
+    midnight = dt.datetime.combine(monday, dt.time(), zone).astimezone(dt.timezone.utc)
+    book(sim, first, midnight - dt.timedelta(hours=1), 120)
+    book(sim, first, midnight + dt.timedelta(minutes=30), 30)
     warehouse = tmp_path / "warehouse.duckdb"
     settings = dict(sim.tap_config(sim.url), max_retry_wait_seconds=1)
     env = meltano_env(
@@ -97,6 +121,7 @@ def test_dbt_busy_hours_count_overlaps_once_and_match_the_calendars(sim, tmp_pat
     week = nine.date() - dt.timedelta(days=nine.date().weekday())
     busy, booked = expected[(first, week)]
     assert round(booked - busy, 4) >= 0.75, "2.25 h booked within 1.5 h: overlaps count once"
+    assert loaded[(first, monday)] == (0.0, 0.5), "a week with booked hours but no block start"
     selections = defaultdict(int)
     for request in sim.scheduling.values():
         selections[request["slot_selection"]] += 1

@@ -72,8 +72,10 @@ all_day_weekly as (
     group by 1, 2
 ),
 
-weeks as (
+weeks as (  -- a week can have booked hours but no merged block starting in it
     select account_id, week_start from union_weekly
+    union distinct
+    select account_id, week_start from booked_weekly
     union distinct
     select account_id, week_start from all_day_weekly
 ),
