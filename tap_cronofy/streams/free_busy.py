@@ -279,12 +279,8 @@ class FreeBusyStream(CronofyStream):
                     url = (reply.body.get("pages") or {}).get("next_page")
                     params = None  # next_page is absolute and complete
                 outcome.reads.append(label)
-                if seen is not emitted:
-                    emitted.update(seen)  # later queries skip these keys
                 return first  # type: ignore[return-value]  # set by the first reply
             except ExpiredPageError as exc:
-                if seen is not emitted:
-                    emitted.update(seen)  # the restarted query skips what was emitted before
                 if restarted:
                     raise AccountError(
                         account_id,
@@ -297,6 +293,9 @@ class FreeBusyStream(CronofyStream):
                     account_id,
                 )
                 restarted = True
+            finally:
+                if seen is not emitted:  # later queries and a restart skip these keys
+                    emitted.update(seen)
 
     def _check_account(self, account_id: str, body: dict) -> None:
         sub = (body.get("userinfo") or {}).get("sub")
