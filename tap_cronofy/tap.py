@@ -137,7 +137,7 @@ class TapCronofy(Tap):
             settings = self.settings
             if warning := quota_warning(
                 requests=self.client.request_count,
-                accounts=max(len(self.accounts.ids()), 1) if settings.accounts else 1,
+                accounts=max(len(settings.accounts), 1),  # as configured: no lookup here
                 per_minute=min(settings.requests_per_minute, 60 * settings.requests_per_second),
                 waited=self.client.limiter.waited_seconds,
                 elapsed=time.monotonic() - started,
