@@ -160,6 +160,12 @@ class Fault:
     after: int = 0  # let this many matching requests through first
 
 
+def empty_next_page(account_id: str) -> bool:
+    """Whether an account's last pages say ``"next_page": ""`` rather than omitting it
+    (both occur in Cronofy's SDK fixtures): fixed per account, about half of them."""
+    return hashlib.sha256(account_id.encode()).digest()[0] % 2 == 1
+
+
 @dataclass
 class Query:
     account_id: str
@@ -542,13 +548,23 @@ class Simulator:
             raise APIError(400, {"error": "invalid_grant"})
 
     def authorize(self, token: str | None) -> Account:
+        # Cronofy documents the statuses, not their bodies: these follow OAuth 2.0 Bearer
+        # usage (RFC 6750), so that a client which echoes a body is noticed.
         account = self.account_for_token(token)
         if account is None or self.now() > account.token_issued + self.token_lifetime:
-            raise APIError(401)
+            raise APIError(
+                401,
+                {"error": "invalid_token"},
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
         if account.locked:
-            raise APIError(423)
+            raise APIError(423, {"error": "account_locked"})
         if not ({"read_free_busy", "read_events"} & account.scopes):
-            raise APIError(403)
+            raise APIError(
+                403,
+                {"error": "insufficient_scope"},
+                {"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+            )
         return account
 
     # Free-busy
@@ -556,7 +572,7 @@ class Simulator:
     def free_busy(self, token: str | None, params: dict[str, list[str]], base_url: str) -> RawJSON:
         account = self.authorize(token)
         flag = {
-            name: (params.get(name) or ["false"])[-1] == "true"
+            name: (params.get(name) or ["false"])[-1].lower() == "true"  # True, as Ruby sends
             for name in (
                 "include_managed",
                 "include_free",
@@ -698,6 +714,8 @@ class Simulator:
             token = hashlib.sha256(f"{query_id}:{number + 1}".encode()).hexdigest()[:24]
             self._pages[token] = (query_id, number + 1)
             page["pages"]["next_page"] = f"{host}/v1/free_busy/pages/{token}"
+        elif empty_next_page(query.account_id):
+            page["pages"]["next_page"] = ""  # as some of Cronofy's answers end (pycronofy)
         if query.userinfo is not None:
             page["userinfo"] = query.userinfo
         page["free_busy"] = query.pages[number - 1]
@@ -721,27 +739,56 @@ class Simulator:
             self._pages.clear()
 
     def userinfo(self, account: Account) -> dict:
+        """GET /v1/userinfo, as Cronofy's docs and its SDKs' fixtures show it: one Google
+        profile with the account's calendars, a Zoom conferencing profile."""
         return {
             "sub": account.account_id,
             "email": account.email,
             "name": account.name,
             "zoneinfo": account.zoneinfo,
-            "cronofy.type": "userinfo",
+            "cronofy.type": "account",
             "cronofy.data": {
+                "authorization": {
+                    "scope": " ".join(sorted(account.scopes)),
+                    "status": "active",
+                },
                 "profiles": [
                     {
                         "provider_name": "google",
+                        "provider_service": "gsuite",
                         "profile_id": f"pro_{account.account_id[4:]}",
                         "profile_name": account.email,
                         "profile_connected": True,
-                        "profile_calendars": [{"calendar_id": c} for c in account.calendars],
+                        "profile_initial_sync_required": False,
+                        "profile_calendars": [
+                            {
+                                k: v
+                                for k, v in c.items()
+                                if not k.startswith(("provider", "profile"))
+                            }
+                            for c in self._calendar_list(account)
+                        ],
                     }
-                ]
+                ],
+                "conferencing_profiles": [
+                    {
+                        "provider_name": "zoom",
+                        "profile_id": f"pro_zoom_{account.account_id[4:12]}",
+                        "profile_name": account.email,
+                        "profile_connected": False,
+                        "profile_relink_url": "https://app.cronofy.com/v2/relink/zoom?email="
+                        + account.email.replace("@", "%40"),
+                    }
+                ],
             },
         }
 
     def calendars(self, account: Account) -> dict:
-        """GET /v1/calendars: the account's calendars, one profile (Google)."""
+        """GET /v1/calendars: the account's calendars, one profile (Google), and the
+        account's `sub` beside them."""
+        return {"sub": account.account_id, "calendars": self._calendar_list(account)}
+
+    def _calendar_list(self, account: Account) -> list[dict]:
         listed = []
         for number, calendar_id in enumerate(account.calendars):
             readonly = number == 2
@@ -761,7 +808,7 @@ class Simulator:
                     "calendar_color": ["#49BED8", "#FC9C45", "#9DE3A7"][number % 3],
                 }
             )
-        return {"calendars": listed}
+        return listed
 
     # Scheduling requests
 

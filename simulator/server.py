@@ -15,6 +15,9 @@ from simulator.core import APIError, Fault, Simulator
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes: without TCP_NODELAY the body waits ~40 ms for
+    # the client's delayed ACK (Nagle), on every small answer.
+    disable_nagle_algorithm = True
     server: SimulatorServer
 
     def log_message(self, format: str, *args: object) -> None:
@@ -77,22 +80,21 @@ class Handler(BaseHTTPRequestHandler):
             return
         token = self.bearer()
         account = self.sim.account_for_token(token)
-        entry: dict = {"status": None}
+        # The logged entry itself: send_json records the answer's status in it.
+        entry: dict = {
+            "status": None,
+            "method": method,
+            "path": url.path,
+            "query": url.query,
+            "params": parse_qs(url.query, keep_blank_values=True),
+            "authorization": self.headers.get("Authorization"),
+            "account_id": account.account_id if account else None,
+            "body": body.decode("utf-8", "replace") if self.sim.log_bodies else None,
+            "at": time.time(),
+        }
         self._entry = entry
         with self.sim.lock:
-            self.sim.requests.append(
-                entry
-                | {
-                    "method": method,
-                    "path": url.path,
-                    "query": url.query,
-                    "params": parse_qs(url.query, keep_blank_values=True),
-                    "authorization": self.headers.get("Authorization"),
-                    "account_id": account.account_id if account else None,
-                    "body": body.decode("utf-8", "replace") if self.sim.log_bodies else None,
-                    "at": time.time(),
-                }
-            )
+            self.sim.requests.append(entry)
         if self.sim.latency:
             time.sleep(self.sim.latency)
         fault = self.sim.take_fault(url.path, account.account_id if account else None)
@@ -120,6 +122,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(fault.status, body, headers)
             return True
         if kind == "redirect":
+            if self._entry is not None:
+                self._entry["status"] = 302
             self.send_response(302)
             self.send_header("Location", fault.location or "http://127.0.0.2/")
             self.send_header("Content-Length", "0")
@@ -130,6 +134,8 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.close()
             return True
         if kind in ("truncate", "garbage"):
+            if self._entry is not None:
+                self._entry["status"] = 200
             payload = (
                 b'{"pages": {"current": 1, "total": 1}, "free_busy": [{"calend'
                 if kind == "truncate"

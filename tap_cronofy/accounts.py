@@ -9,13 +9,18 @@ import typing as t
 
 from tap_cronofy.errors import AccountError, CredentialError, CronofyAPIError
 from tap_cronofy.redact import SECRETS
+from tap_cronofy.tokenfile import save_refresh_token
 
 if t.TYPE_CHECKING:
     from tap_cronofy.client import CronofyClient
+    from tap_cronofy.report import RunReport
     from tap_cronofy.settings import AccountConfig, Settings
 
 # Refresh this long before Cronofy says the token expires (at most half its lifetime).
 EXPIRY_MARGIN_SECONDS = 120
+
+# The name of a lone access_token's account until Cronofy's userinfo names it.
+UNNAMED = "(access_token)"
 
 ADVICE = {
     401: "The account must be re-authorised in Cronofy (its token was not recognised).",
@@ -26,14 +31,41 @@ ADVICE = {
 }
 
 
+def describe(account_id: str) -> str:
+    """How messages name an account."""
+    if account_id == UNNAMED:
+        return "the account of the configured access_token"
+    return f"account {account_id}"
+
+
 def account_failure(account_id: str, error: CronofyAPIError) -> AccountError:
-    """``error`` as this account's failure, with advice for credential problems."""
+    """``error`` as this account's failure, with advice for credential problems. Credential
+    problems are final: nothing more is asked for the account this run."""
     if isinstance(error, AccountError):
         return error
     message = str(error)
-    if isinstance(error, CredentialError) and error.status in ADVICE:
-        message = f"{message} for account {account_id}. {ADVICE[error.status]}"
+    if isinstance(error, CredentialError):
+        if error.status in ADVICE:
+            message = f"{message} for {describe(account_id)}. {ADVICE[error.status]}"
+        return AccountError(account_id, message, status=error.status, final=True)
     return AccountError(account_id, message, status=error.status)
+
+
+def identity_mismatch(account_id: str, sub: object) -> AccountError:
+    if not isinstance(sub, str) or not sub:
+        return AccountError(
+            account_id,
+            f"Cronofy's answer for {describe(account_id)} names no account (`sub`): its "
+            "records are not loaded, since they could not be filed under a checked id.",
+            final=True,
+        )
+    return AccountError(
+        account_id,
+        f"The access_token configured for account {account_id} belongs to {sub}: nothing "
+        f"was loaded for either id from it. Fix the `accounts` entry so that each token "
+        "sits beside its own account_id.",
+        final=True,
+    )
 
 
 class AccountCredential:
@@ -42,21 +74,31 @@ class AccountCredential:
     One instance serves every stream and thread of the run for its account. With refresh
     credentials the token is refreshed before its first use (a scheduled run's configured
     token is usually stale: one token request, no 401 round trip) and again shortly before
-    Cronofy says it expires; a 401 leads to at most one more refresh.
+    Cronofy says it expires; a 401 leads to at most one more refresh. Once the account is
+    refused (a failed refresh, a 401 after refreshing), every later use fails at once, with
+    no request: one rejection fails the account for the whole run.
     """
 
-    def __init__(self, account: AccountConfig, settings: Settings, logger: logging.Logger) -> None:
-        self.account_id = account.account_id or "the configured account"
-        self.label = f"account {self.account_id}"
+    def __init__(
+        self,
+        account: AccountConfig,
+        settings: Settings,
+        logger: logging.Logger,
+        on_rotate: t.Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.account_id = account.account_id or UNNAMED
+        self.label = describe(self.account_id)
         self._token = account.access_token
         self._refresh_token = account.refresh_token
         self._client_id = settings.client_id
         self._client_secret = settings.client_secret
         self._logger = logger
+        self._on_rotate = on_rotate
         self._expires_at: float | None = None
         self._lock = threading.Lock()
         self._refreshed: set[str] = set()
         self.refresh_count = 0
+        self.failure: AccountError | None = None
         for secret in (account.access_token, account.refresh_token, settings.client_secret):
             SECRETS.add(secret)
 
@@ -66,9 +108,16 @@ class AccountCredential:
 
     def name(self, account_id: str) -> None:
         self.account_id = account_id
-        self.label = f"account {account_id}"
+        self.label = describe(account_id)
+
+    def fail(self, failure: AccountError) -> AccountError:
+        if failure.final and self.failure is None:
+            self.failure = failure
+        return failure
 
     def bearer(self, client: CronofyClient) -> str:
+        if self.failure is not None:
+            raise self.failure
         token = self._token
         if self.can_refresh and (
             not self._refreshed or (self._expires_at is not None and time.time() > self._expires_at)
@@ -78,24 +127,32 @@ class AccountCredential:
 
     def rejected(self, token: str, client: CronofyClient) -> None:
         if not self.can_refresh:
-            raise AccountError(
-                self.account_id,
-                f"401 Unauthorized for account {self.account_id}: the access token was not "
-                "recognised and no refresh credentials (refresh_token, client_id, client_secret) "
-                "are configured. Re-authorise the account and update its access_token.",
-                status=401,
+            raise self.fail(
+                AccountError(
+                    self.account_id,
+                    f"401 Unauthorized for {self.label}: the access token was not recognised "
+                    "and no refresh credentials (refresh_token, client_id, client_secret) are "
+                    "configured. Re-authorise the account and update its access_token.",
+                    status=401,
+                    final=True,
+                )
             )
         if token in self._refreshed:
-            raise AccountError(
-                self.account_id,
-                f"401 Unauthorized for account {self.account_id} even with a freshly refreshed "
-                "token. The account must be re-authorised in Cronofy.",
-                status=401,
+            raise self.fail(
+                AccountError(
+                    self.account_id,
+                    f"401 Unauthorized for {self.label} even with a freshly refreshed token. "
+                    "The account must be re-authorised in Cronofy.",
+                    status=401,
+                    final=True,
+                )
             )
         self.refresh(token, client)
 
     def refresh(self, stale_token: str, client: CronofyClient) -> None:
         with self._lock:
+            if self.failure is not None:
+                raise self.failure  # another thread's refresh was refused
             if self._token != stale_token:
                 return  # another thread refreshed already
             reply = client.token_request(
@@ -108,25 +165,23 @@ class AccountCredential:
             )
             if reply.status != 200 or not reply.body.get("access_token"):
                 error = SECRETS.redact(str(reply.body.get("error") or "no access_token"))
-                raise AccountError(
-                    self.account_id,
-                    f"Refreshing the access token of account {self.account_id} failed with "
-                    f"{reply.status} ({error}). The account must be re-authorised: connect it "
-                    "again and update its tokens.",
-                    status=reply.status,
+                raise self.fail(
+                    AccountError(
+                        self.account_id,
+                        f"Refreshing the access token of {self.label} failed with "
+                        f"{reply.status} ({error}). The account must be re-authorised: "
+                        "connect it again and update its tokens.",
+                        status=reply.status,
+                        final=True,
+                    )
                 )
             token = reply.body["access_token"]
             SECRETS.add(token)
             rotated = reply.body.get("refresh_token")
-            if rotated and rotated != self._refresh_token:
+            if isinstance(rotated, str) and rotated and rotated != self._refresh_token:
                 SECRETS.add(rotated)
                 self._refresh_token = rotated
-                self._logger.warning(
-                    "Cronofy returned a NEW refresh token for account %s. The tap uses it for "
-                    "the rest of this run but cannot save it into your settings: if the old "
-                    "one stops working, re-authorise the account and update its refresh_token.",
-                    self.account_id,
-                )
+                self._rotated(rotated)
             expires_in = reply.body.get("expires_in")
             if isinstance(expires_in, (int, float)) and expires_in > 0:
                 margin = min(EXPIRY_MARGIN_SECONDS, expires_in / 2)
@@ -136,6 +191,30 @@ class AccountCredential:
             self._refreshed.add(token)
             self._token = token
             self.refresh_count += 1
+
+    def _rotated(self, refresh_token: str) -> None:
+        """Cronofy returned a new refresh token: the old one may stop working."""
+        if self._on_rotate is not None:
+            try:
+                self._on_rotate(self.account_id, refresh_token)
+                self._logger.info(
+                    "Cronofy rotated the refresh token of %s; saved to accounts_file.", self.label
+                )
+                return
+            except (OSError, ValueError) as exc:
+                self._logger.error(
+                    "Cronofy rotated the refresh token of %s, but accounts_file could not be "
+                    "updated (%s).",
+                    self.label,
+                    SECRETS.redact(str(exc)),
+                )
+        self._logger.warning(
+            "Cronofy returned a NEW refresh token for %s. The tap uses it for the rest of "
+            "this run but cannot save it into your settings: if the old one stops working, "
+            "re-authorise the account and update its refresh_token (with accounts_file and "
+            "save_rotated_refresh_tokens, the tap saves it itself).",
+            self.label,
+        )
 
 
 class SecretCredential:
@@ -154,46 +233,111 @@ class SecretCredential:
 
 
 class Accounts:
-    """The accounts of a run, in a stable order, each with one shared credential."""
+    """The accounts of a run, in a stable order, each with one shared credential, its
+    checked identity and its userinfo (asked of Cronofy at most once per run)."""
 
-    def __init__(self, settings: Settings, client: CronofyClient, logger: logging.Logger) -> None:
+    def __init__(
+        self, settings: Settings, client: CronofyClient, logger: logging.Logger, report: RunReport
+    ) -> None:
         self._settings = settings
         self._client = client
         self._logger = logger
+        self._report = report
         self._lock = threading.Lock()
         self._credentials: dict[str, AccountCredential] = {}
+        self._userinfo: dict[str, dict] = {}
+        self._verified: set[str] = set()
         self._ids: list[str] | None = None
+        self._configured = {a.account_id: a for a in settings.accounts if a.account_id}
 
     def ids(self) -> list[str]:
-        """Account ids sorted; a lone ``access_token``'s id is asked of Cronofy (once)."""
+        """Account ids sorted; a lone ``access_token``'s id is asked of Cronofy (once). When
+        that fails, the account is reported and there is nothing to sync for it."""
         if self._ids is None:
             if self._settings.has_account_list:
-                self._ids = [a.account_id for a in self._settings.accounts if a.account_id]
+                self._ids = sorted(self._configured)
             elif self._settings.accounts:
-                self._ids = [self._identify(self._settings.accounts[0])]
+                self._ids = self._identify(self._settings.accounts[0])
             else:
                 self._ids = []
         return self._ids
 
-    def _identify(self, account: AccountConfig) -> str:
-        credential = AccountCredential(account, self._settings, self._logger)
+    def _identify(self, account: AccountConfig) -> list[str]:
+        credential = self._new_credential(account)
         try:
             reply = self._client.get(self._client.url("/v1/userinfo"), credential=credential)
-        except CronofyAPIError as exc:  # nothing else to sync: the run fails
-            failure = account_failure(credential.account_id, exc)
-            raise CronofyAPIError(str(failure), status=failure.status) from exc
-        sub = reply.body.get("sub")
-        if not isinstance(sub, str) or not sub:
-            raise CronofyAPIError("Cronofy's userinfo answer has no `sub` (account id).")
+            sub = reply.body.get("sub")
+            if not isinstance(sub, str) or not sub:
+                raise identity_mismatch(UNNAMED, sub)
+        except CronofyAPIError as exc:
+            self.fail(UNNAMED, exc, credential)
+            return []
         credential.name(sub)
-        self._credentials[sub] = credential
-        return sub
+        with self._lock:
+            self._credentials[sub] = credential
+            self._userinfo[sub] = reply.body
+            self._verified.add(sub)
+        return [sub]
+
+    def _new_credential(self, account: AccountConfig) -> AccountCredential:
+        settings = self._settings
+        save = bool(settings.accounts_file and settings.save_rotated_refresh_tokens)
+        return AccountCredential(
+            account, settings, self._logger, on_rotate=self._save_rotated if save else None
+        )
+
+    def _save_rotated(self, account_id: str, refresh_token: str) -> None:
+        assert self._settings.accounts_file  # only passed as on_rotate then
+        save_refresh_token(self._settings.accounts_file, account_id, refresh_token)
 
     def credential(self, account_id: str) -> AccountCredential:
+        """The account's credential; raises its failure when it already failed this run."""
         with self._lock:
-            if account_id not in self._credentials:
-                account = next(a for a in self._settings.accounts if a.account_id == account_id)
-                self._credentials[account_id] = AccountCredential(
-                    account, self._settings, self._logger
-                )
-            return self._credentials[account_id]
+            credential = self._credentials.get(account_id)
+            if credential is None:
+                credential = self._new_credential(self._configured[account_id])
+                self._credentials[account_id] = credential
+        if credential.failure is not None:
+            raise credential.failure
+        return credential
+
+    def fail(
+        self, account_id: str, error: CronofyAPIError, credential: AccountCredential | None = None
+    ) -> tuple[AccountError, bool]:
+        """Report ``error`` as the account's failure; final failures stop every later request
+        for it. Returns the failure and whether it is new (not already reported)."""
+        failure = account_failure(account_id, error)
+        credential = credential or self._credentials.get(account_id)
+        known = credential is not None and credential.failure is failure
+        if credential is not None:
+            credential.fail(failure)
+        self._report.account_failed(account_id, str(failure))
+        return failure, not known
+
+    def verify(self, account_id: str, sub: object) -> None:
+        """Before anything is emitted for the account: the token must be the account's own.
+        ``sub`` is what the answer at hand says (None when it says nothing: Cronofy is then
+        asked once per run)."""
+        if sub is None:
+            if account_id in self._verified:
+                return
+            sub = self.userinfo(account_id).get("sub")
+        if sub != account_id:
+            credential = self.credential(account_id)
+            raise credential.fail(identity_mismatch(account_id, sub))
+        self._verified.add(account_id)
+
+    def userinfo(self, account_id: str) -> dict:
+        """The account's userinfo: the one a free_busy answer embedded or the lookup made for
+        a lone access_token, else ``GET /v1/userinfo`` (once per run)."""
+        if (known := self._userinfo.get(account_id)) is not None:
+            return known
+        credential = self.credential(account_id)
+        body = self._client.get(self._client.url("/v1/userinfo"), credential=credential).body
+        self._userinfo[account_id] = body
+        return body
+
+    def remember_userinfo(self, account_id: str, userinfo: object) -> None:
+        """Keep an embedded userinfo (already checked by ``verify``) for the accounts stream."""
+        if isinstance(userinfo, dict):
+            self._userinfo[account_id] = userinfo

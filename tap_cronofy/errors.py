@@ -18,11 +18,18 @@ class CredentialError(CronofyAPIError):
 
 
 class AccountError(CronofyAPIError):
-    """One account cannot be synced (revoked, locked, missing scope); others still can."""
+    """One account cannot be synced (revoked, locked, missing scope); others still can.
 
-    def __init__(self, account_id: str, message: str, *, status: int | None = None) -> None:
+    ``final``: the account's credentials or identity are wrong, so no other stream of the
+    run may ask Cronofy anything more for it (a failed refresh, a 401 after refreshing, 403,
+    423, a token of another account)."""
+
+    def __init__(
+        self, account_id: str, message: str, *, status: int | None = None, final: bool = False
+    ) -> None:
         super().__init__(message, status=status)
         self.account_id = account_id
+        self.final = final
 
 
 class ExpiredPageError(CronofyAPIError):

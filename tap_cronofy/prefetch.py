@@ -42,6 +42,7 @@ class OrderedPrefetcher(t.Generic[T]):
         self._consumed = 0
         self._cond = threading.Condition()
         self.closed = False
+        self.idle = 0
         self._threads = [
             threading.Thread(target=self._work, daemon=True, name=f"cronofy-prefetch-{n}")
             for n in range(min(self._lookahead, len(self.keys)))
@@ -59,7 +60,10 @@ class OrderedPrefetcher(t.Generic[T]):
                     key = self.keys[self._next_key]
                     self._next_key += 1
                     return key
+                self.idle += 1  # observable: a worker held back by the look-ahead
+                self._cond.notify_all()
                 self._cond.wait()
+                self.idle -= 1
             return None
 
     def _work(self) -> None:

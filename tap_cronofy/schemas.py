@@ -1,4 +1,4 @@
-"""Record schemas of the two streams."""
+"""Record schemas of the four streams."""
 
 from __future__ import annotations
 
@@ -135,9 +135,8 @@ SCHEDULING_REQUEST = th.PropertiesList(
     ),
 ).to_dict()
 
-CALENDAR = th.PropertiesList(
+_CALENDAR_PROPERTIES = (
     th.Property("calendar_id", th.StringType, required=True),
-    th.Property("account_id", th.StringType, required=True, description="Owning account"),
     th.Property("calendar_name", th.StringType),
     th.Property("profile_id", th.StringType),
     th.Property("profile_name", th.StringType),
@@ -149,6 +148,12 @@ CALENDAR = th.PropertiesList(
     th.Property("calendar_attachments_available", th.BooleanType),
     th.Property("permission_level", th.StringType, description="unrestricted or sandbox"),
     th.Property("calendar_color", th.StringType),
+)
+CALENDAR_FIELDS = tuple(p.name for p in _CALENDAR_PROPERTIES)
+
+CALENDAR = th.PropertiesList(
+    th.Property("account_id", th.StringType, required=True, description="Owning account"),
+    *_CALENDAR_PROPERTIES,
 ).to_dict()
 
 ACCOUNT = th.PropertiesList(
@@ -157,15 +162,53 @@ ACCOUNT = th.PropertiesList(
     th.Property("name", th.StringType),
     th.Property("zoneinfo", th.StringType, description="The account's IANA time zone"),
     th.Property(
+        "cronofy_type",
+        th.StringType,
+        description="`cronofy.type`: account, service_account, application_calendar",
+    ),
+    th.Property(
+        "authorization",
+        th.ObjectType(
+            th.Property("scope", th.StringType),
+            th.Property("delegated_scope", th.StringType),
+            th.Property("status", th.StringType, description="e.g. active"),
+        ),
+        description="The token's scope and status (`cronofy.data.authorization`)",
+    ),
+    th.Property(
         "profiles",
         th.ArrayType(
             th.ObjectType(
                 th.Property("provider_name", th.StringType),
+                th.Property("provider_service", th.StringType, description="e.g. gsuite"),
                 th.Property("profile_id", th.StringType),
                 th.Property("profile_name", th.StringType),
                 th.Property("profile_connected", th.BooleanType),
+                th.Property("profile_initial_sync_required", th.BooleanType),
+                th.Property(
+                    "profile_relink_url",
+                    th.StringType,
+                    description="Where the user reconnects a disconnected profile",
+                ),
+                th.Property(
+                    "profile_calendars",
+                    th.ArrayType(th.ObjectType(*_CALENDAR_PROPERTIES)),
+                ),
             )
         ),
         description="Connected calendar profiles (from `cronofy.data`)",
+    ),
+    th.Property(
+        "conferencing_profiles",
+        th.ArrayType(
+            th.ObjectType(
+                th.Property("provider_name", th.StringType, description="zoom, go_to, ..."),
+                th.Property("profile_id", th.StringType),
+                th.Property("profile_name", th.StringType),
+                th.Property("profile_connected", th.BooleanType),
+                th.Property("profile_relink_url", th.StringType),
+            )
+        ),
+        description="Conferencing profiles (`cronofy.data.conferencing_profiles`)",
     ),
 ).to_dict()

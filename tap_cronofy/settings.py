@@ -67,8 +67,9 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         th.StringType(pattern=_TOKEN),
         secret=True,
         requires_properties=["client_id", "client_secret"],
-        description="Refresh token of that account; with client_id and "
-        "client_secret, the tap gets a fresh access token at the start of each run",
+        description="Refresh token of the `access_token` account; with client_id and "
+        "client_secret, the tap gets a fresh access token at the start of each run. Not "
+        "with `accounts`/`accounts_file`: each entry has its own",
     ),
     th.Property(
         "client_id",
@@ -112,6 +113,14 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "tokens out of environment variables); used when `accounts` is not set",
     ),
     th.Property(
+        "save_rotated_refresh_tokens",
+        th.BooleanType,
+        default=True,
+        description="When Cronofy returns a new refresh token for an account of "
+        "`accounts_file`, write it into that file (atomically, same format and file mode); "
+        "off: only a warning is logged",
+    ),
+    th.Property(
         "tzid",
         th.StringType,
         default="Etc/UTC",
@@ -138,13 +147,14 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
         "start_date",
         th.StringType(pattern=_DATE),
-        description="Earliest date read (clamped to Cronofy's 42 days back)",
+        description="No period ending before this date (midnight in `tzid`) is emitted, by "
+        "any read; Cronofy serves at most 42 days back",
     ),
     th.Property(
         "end_date",
         th.StringType(pattern=_DATE),
-        description="Date (exclusive) beyond which nothing is read (clamped to Cronofy's "
-        "201 days ahead)",
+        description="No period starting on or after this date (midnight in `tzid`) is "
+        "emitted, by any read; Cronofy serves at most 200 days ahead",
     ),
     th.Property(
         "full_resync_days",
@@ -166,9 +176,10 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
         "lookback_seconds",
         _seconds(),
-        default=5,
-        description="Incremental queries ask for changes since the bookmark "
-        "minus this many seconds",
+        default=600,
+        description="Incremental queries ask for changes since the bookmark minus this "
+        "many seconds, so that a change that reaches Cronofy late (calendar providers sync "
+        "into it asynchronously) is still read; each run re-emits the changes of that span",
     ),
     th.Property(
         "max_retries",
@@ -254,6 +265,8 @@ class Settings:
     api_base: str
     accounts: tuple[AccountConfig, ...]
     has_account_list: bool
+    accounts_file: str | None
+    save_rotated_refresh_tokens: bool
     client_id: str | None = field(repr=False)
     client_secret: str | None = field(repr=False)
     scheduler_secret: str | None = field(repr=False)
@@ -286,7 +299,7 @@ class Settings:
                     AccountConfig(
                         entry["account_id"],
                         entry["access_token"],
-                        entry.get("refresh_token") or value.get("refresh_token"),
+                        entry.get("refresh_token"),
                     )
                     for entry in entries
                 ),
@@ -301,6 +314,8 @@ class Settings:
             api_base=str(api_url).rstrip("/") if api_url else DATA_CENTERS[value["data_center"]],
             accounts=tuple(accounts),
             has_account_list=bool(entries),
+            accounts_file=None if value.get("accounts") else value.get("accounts_file"),
+            save_rotated_refresh_tokens=bool(value["save_rotated_refresh_tokens"]),
             client_id=value.get("client_id"),
             client_secret=value.get("client_secret"),
             scheduler_secret=value.get("scheduler_client_secret") or value.get("client_secret"),
@@ -409,6 +424,12 @@ def check(config: t.Mapping[str, t.Any]) -> list[str]:
         seen.add(account_id)  # type: ignore[arg-type]  # None and non-strings never match
     if entries and config.get("access_token"):
         errors.append("Set either `access_token` or `accounts`/`accounts_file`, not both.")
+    if entries and config.get("refresh_token"):
+        errors.append(
+            "`refresh_token` is set beside `accounts`/`accounts_file`: it belongs to one "
+            "account, so it cannot serve every entry. Put each account's refresh_token in "
+            "its entry and unset `refresh_token`."
+        )
     if any(isinstance(e, t.Mapping) and e.get("refresh_token") for e in entries):
         for name in ("client_id", "client_secret"):
             if not config.get(name):

@@ -86,7 +86,7 @@ class TapCronofy(Tap):
 
     @cached_property
     def accounts(self) -> Accounts:
-        return Accounts(self.settings, self.client, self.logger)
+        return Accounts(self.settings, self.client, self.logger, self.report)
 
     def discover_streams(self) -> list[Stream]:
         services = Services(
@@ -146,11 +146,16 @@ class TapCronofy(Tap):
         if failed := self.report.failed_accounts:
             for account_id, reason in sorted(failed.items()):
                 self.logger.error("FAILED account %s: %s", account_id, reason)
+            others = (
+                "The other accounts were synced and their state saved"
+                if len(failed) < len(self.settings.accounts)
+                else "No account was synced"
+            )
             self.logger.error(
-                "%d account(s) failed: %s. The other accounts were synced and their state "
-                "saved; fix these and run again.",
+                "%d account(s) failed: %s. %s; fix these and run again.",
                 len(failed),
                 ", ".join(sorted(failed)),
+                others,
             )
             code = 1
         return code

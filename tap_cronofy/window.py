@@ -1,4 +1,8 @@
-"""Cronofy's free-busy window over time: which queries a run makes for an account, and why."""
+"""The read planner: from an account's state, the settings and Cronofy's today, which
+free-busy queries a run makes, which periods it may emit, and the state it leaves.
+
+Pure functions only (no clock, no I/O): every decision about what is read lives here.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +19,18 @@ if t.TYPE_CHECKING:
 
 DAYS_BACK = 42  # Cronofy's window: 42 days back ...
 DAYS_AHEAD = 201  # ... to 201 days ahead of today, `to` exclusive
-# One day inside each limit, so that clock or time-zone differences never provoke a 422.
-SAFE_BACK = DAYS_BACK - 1
+# The far edge of every read: one day inside Cronofy's limit, so that a clock or time-zone
+# difference never provokes a 422. Full reads send it as `to`, horizon slices stop at it,
+# and no read emits a period starting on or after it: a fresh sync and a months-old one
+# hold the same periods.
 SAFE_AHEAD = DAYS_AHEAD - 1
+SAFE_BACK = DAYS_BACK - 1  # likewise for a `from` sent because of start_date
 
 # Keys of an account's partition state besides the SDK's bookmark.
 HORIZON = "horizon"  # the window has been read up to this date (exclusive)
 SCOPE = "scope"  # fingerprint of the settings that decide what a query returns
 FULL_READ = "full_read"  # date of the last whole-window read
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,25 @@ class Read:
     kind: str  # "full", "incremental" or "horizon"
     params: dict[str, t.Any]
     reason: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.kind + (f" ({self.reason})" if self.reason else "")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a run may emit: periods overlapping [lower, upper), as UTC times in Cronofy's
+    format (string order is time order)."""
+
+    lower: str
+    upper: str
+
+    def admits(self, start_time: str | None, end_time: str | None) -> bool:
+        """A period is emitted when it ends after ``lower`` and starts before ``upper``."""
+        if start_time is None or end_time is None:
+            return True  # malformed: kept, so that nothing is dropped silently
+        return start_time < self.upper and end_time > self.lower
 
 
 def scope_fingerprint(settings: Settings) -> str:
@@ -48,6 +75,10 @@ def scope_fingerprint(settings: Settings) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
 def base_params(settings: Settings) -> dict[str, t.Any]:
     params: dict[str, t.Any] = {
         "tzid": settings.tzid,
@@ -55,47 +86,64 @@ def base_params(settings: Settings) -> dict[str, t.Any]:
         "include_free": "true",
         "include_managed": flag(settings.include_managed),
         "localized_times": flag(settings.localized_times),
+        "include_userinfo": "true",  # to check that the token is the account's own
     }
     if settings.calendar_ids:
         params["calendar_ids[]"] = list(settings.calendar_ids)
-    if settings.has_account_list:
-        params["include_userinfo"] = "true"  # to check each token belongs to its account
     return params
 
 
-def flag(value: bool) -> str:
-    return "true" if value else "false"
+def window(settings: Settings, today: pendulum.Date) -> tuple[pendulum.Date, pendulum.Date]:
+    """The dates a run covers: from ``start_date`` (clamped to Cronofy's limit; else
+    Cronofy's own 42 days back) to ``end_date`` or the far edge, exclusive."""
+    lower = today.subtract(days=DAYS_BACK)
+    if settings.start_date:
+        lower = max(today.subtract(days=SAFE_BACK), settings.start_date)
+    upper = today.add(days=SAFE_AHEAD)
+    if settings.end_date:
+        upper = min(upper, settings.end_date)
+    return lower, upper
 
 
-def first_read(state: t.Mapping[str, t.Any], settings: Settings) -> tuple[str, str]:
-    """The kind of an account's first query this run, and why when it is not incremental."""
+def bounds(settings: Settings, today: pendulum.Date) -> Bounds:
+    """The window as the instants every read's periods are checked against: midnights in
+    ``tzid``, in UTC."""
+    lower, upper = window(settings, today)
+    return Bounds(_midnight_utc(lower, settings.tzid), _midnight_utc(upper, settings.tzid))
+
+
+def _midnight_utc(day: pendulum.Date, tzid: str) -> str:
+    midnight = pendulum.datetime(day.year, day.month, day.day, tz=tzid)
+    return midnight.in_timezone("UTC").strftime(TIME_FORMAT)
+
+
+def needs_full_read(state: t.Mapping[str, t.Any], settings: Settings) -> str | None:
+    """Why an account's first query this run must read the whole window, or None when an
+    incremental query will do."""
     if not state.get("replication_key_value"):
-        return "full", "first sync"
+        return "first sync"
     if HORIZON not in state or SCOPE not in state:
-        return "full", "its state predates horizon tracking"
+        return "its state predates horizon tracking"
     if state[SCOPE] != scope_fingerprint(settings):
-        return "full", (
+        return (
             "the query scope changed (calendar_ids, include_managed, localized_times, "
             "start_date, end_date or tzid)"
         )
-    return "incremental", ""
+    return None
 
 
-def full_read(
-    settings: Settings, today: pendulum.Date, *, first_sync: bool, reason: str
-) -> Read | None:
-    """The whole window (``start_date``/``end_date`` clamped into Cronofy's limits); None
-    when those dates leave nothing to read today."""
+def full_read(settings: Settings, today: pendulum.Date, *, reason: str) -> Read | None:
+    """The whole window; None when ``start_date``/``end_date`` leave nothing to read today.
+    Deleted periods are asked for except on a first sync (nothing was loaded to mark)."""
+    lower, upper = window(settings, today)
+    if lower >= upper:
+        return None
     params = base_params(settings)
-    if not first_sync:
-        params["include_deleted"] = "true"  # mark rows loaded earlier that were deleted since
-    lower, upper = bounds(settings, today)
+    if reason != "first sync":
+        params["include_deleted"] = "true"
     if settings.start_date:
         params["from"] = lower.isoformat()
-    if settings.end_date:
-        params["to"] = upper.isoformat()
-    if "from" in params and "to" in params and params["from"] >= params["to"]:
-        return None
+    params["to"] = upper.isoformat()
     return Read("full", params, reason)
 
 
@@ -106,39 +154,73 @@ def incremental_read(settings: Settings, bookmark: str) -> Read:
     since = moment - dt.timedelta(seconds=settings.lookback_seconds)
     params = base_params(settings)
     params["include_deleted"] = "true"
-    params["last_modified"] = since.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    params["last_modified"] = since.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
     return Read("incremental", params)
 
 
+def first_read(
+    state: t.Mapping[str, t.Any], settings: Settings, today: pendulum.Date | None, now: str
+) -> Read:
+    """An account's first query this run. ``today`` (Cronofy's) is only needed when
+    ``needs_full_read``; ``now`` stands in for a bookmark that does not exist yet."""
+    reason = needs_full_read(state, settings)
+    if reason is not None:
+        assert today is not None, "a full read needs Cronofy's today"
+        if (read := full_read(settings, today, reason=reason)) is not None:
+            return read
+    return incremental_read(settings, state.get("replication_key_value") or now)
+
+
 def follow_up(
-    state: t.Mapping[str, t.Any], settings: Settings, account_id: str, today: pendulum.Date
+    state: t.Mapping[str, t.Any],
+    settings: Settings,
+    account_id: str,
+    today: pendulum.Date,
+    first: Read,
 ) -> Read | None:
-    """After an incremental query: a periodic full re-read when due, else the slice of the
-    window that time has brought in since the last run (no `last_modified`: those periods
-    were not modified, they only came into range)."""
+    """After an incremental first query: a periodic full re-read when due, else the slice
+    of the window that time has brought in since the last run (no `last_modified`: those
+    periods were not modified, they only came into range)."""
+    if first.kind != "incremental" or HORIZON not in state:
+        return None
     if resync_due(state.get(FULL_READ), account_id, today, settings.full_resync_days):
-        return full_read(
-            settings, today, first_sync=False, reason="periodic full re-read (full_resync_days)"
-        )
-    lower, end = bounds(settings, today)
+        return full_read(settings, today, reason="periodic full re-read (full_resync_days)")
+    lower, upper = window(settings, today)
     start = max(pendulum.Date.fromisoformat(state[HORIZON]), lower)
-    if start >= end:
+    if start >= upper:
         return None
     params = base_params(settings)
-    params.update({"include_deleted": "true", "from": start.isoformat(), "to": end.isoformat()})
-    return Read("horizon", params, f"window moved on to {end}")
+    params.update({"include_deleted": "true", "from": start.isoformat(), "to": upper.isoformat()})
+    return Read("horizon", params, f"window moved on to {upper}")
 
 
-def bounds(settings: Settings, today: pendulum.Date) -> tuple[pendulum.Date, pendulum.Date]:
-    """What may be read today: Cronofy's window (one day inside its limits), narrowed by
-    ``start_date``/``end_date``; the end is exclusive."""
-    lower = today.subtract(days=SAFE_BACK)
-    upper = today.add(days=SAFE_AHEAD)
-    if settings.start_date:
-        lower = max(lower, settings.start_date)
-    if settings.end_date:
-        upper = min(upper, settings.end_date)
-    return lower, upper
+def completed(
+    state: t.Mapping[str, t.Any],
+    settings: Settings,
+    reads: t.Sequence[Read],
+    today: pendulum.Date,
+    watermark: str,
+) -> dict[str, t.Any]:
+    """The partition state an account's run leaves once all its ``reads`` completed:
+    the bookmark, how far the window has been read, the scope, the last full read."""
+    new = {
+        "replication_key": "last_modified",
+        "replication_key_value": watermark,
+        SCOPE: scope_fingerprint(settings),
+    }
+    horizon = state.get(HORIZON)
+    last_full = state.get(FULL_READ)
+    for read in reads:
+        if read.kind == "full":
+            last_full = today.isoformat()
+        if read.kind != "incremental":
+            horizon = read.params["to"]
+    if horizon is None:  # no day of the window could be read: nothing to catch up later
+        horizon = window(settings, today)[1].isoformat()
+    new[HORIZON] = horizon
+    if last_full is not None:
+        new[FULL_READ] = last_full
+    return new
 
 
 def resync_due(last: str | None, account_id: str, today: pendulum.Date, every: int) -> bool:

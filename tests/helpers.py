@@ -120,12 +120,14 @@ def expected_first_sync(
     window: tuple[dt.date, dt.date] | None = None,
 ) -> set[tuple]:
     """Keys a full first sync must emit, computed from the simulator's stored events and the
-    document's rules (not from the simulator's query code)."""
+    tap's promise (not from the simulator's or the tap's code): periods overlapping
+    [first, last), by default Cronofy's 42 days back to the far edge, 200 days ahead (one
+    day inside Cronofy's 201), whatever Cronofy returns beyond."""
     zone = ZoneInfo(tzid)
     today = sim.now_dt().astimezone(zone).date()
     first, last = window or (
         today - dt.timedelta(days=DAYS_BACK),
-        today + dt.timedelta(days=DAYS_AHEAD),
+        today + dt.timedelta(days=DAYS_AHEAD - 1),
     )
     lower = dt.datetime.combine(first, dt.time(), zone)
     upper = dt.datetime.combine(last, dt.time(), zone)
@@ -137,8 +139,7 @@ def expected_first_sync(
             if calendar_ids and event.calendar_id not in calendar_ids:
                 continue
             start, end = event.bounds(zone)
-            in_window = start < upper and end >= lower
-            if in_window or (event.managed and window is None):
+            if start < upper and end > lower:
                 keys.add((account.account_id, event.calendar_id, event.event_uid))
     return keys
 

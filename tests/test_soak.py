@@ -167,7 +167,7 @@ def change_the_calendars(sim: Simulator, rng: random.Random, day: int) -> None:
 @pytest.fixture
 def soak_sim():
     sim = Simulator(seed=21, accounts=3, events_per_account=30, page_size=40)
-    sim.sync_lag = 2.0  # changes become visible stamped 2 s in the past (lookback is 5 s)
+    sim.sync_lag = 120.0  # changes reach Cronofy 2 minutes late (the lookback is 10)
     server = SimulatorServer(sim).start()
     sim.url = server.url  # type: ignore[attr-defined]
     yield sim

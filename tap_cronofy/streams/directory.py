@@ -1,41 +1,73 @@
-"""accounts and calendars: small dimensions read whole every run, one request per account."""
+"""accounts and calendars: small dimensions read whole, each account's identity checked."""
 
 from __future__ import annotations
 
 import typing as t
-from functools import cached_property
 
-from tap_cronofy.accounts import account_failure
 from tap_cronofy.errors import CronofyAPIError
-from tap_cronofy.schemas import ACCOUNT, CALENDAR
+from tap_cronofy.prefetch import OrderedPrefetcher
+from tap_cronofy.schemas import ACCOUNT, CALENDAR, CALENDAR_FIELDS
 from tap_cronofy.streams.base import CronofyStream
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from singer_sdk.helpers.types import Context
+
+PROFILE_FIELDS = (
+    "provider_name",
+    "provider_service",
+    "profile_id",
+    "profile_name",
+    "profile_connected",
+    "profile_initial_sync_required",
+    "profile_relink_url",
+)
+CONFERENCING_FIELDS = (
+    "provider_name",
+    "profile_id",
+    "profile_name",
+    "profile_connected",
+    "profile_relink_url",
+)
+AUTHORIZATION_FIELDS = ("scope", "delegated_scope", "status")
 
 
 class _PerAccountStream(CronofyStream):
-    """One GET per account; a failing account is reported and the others go on."""
-
-    path: str
-
-    @cached_property
-    def partitions(self) -> list[dict]:
-        return [{"account_id": account_id} for account_id in self.services.accounts().ids()]
+    """One answer per account, fetched by the parallel workers; full table, so no
+    per-account state. A failing account is reported and the others go on."""
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        account_id = (context or {})["account_id"]
-        credential = self.services.accounts().credential(account_id)
-        try:
-            reply = self.client.get(self.client.url(self.path), credential=credential)
-        except CronofyAPIError as exc:
-            failure = account_failure(account_id, exc)
-            self.services.report.account_failed(account_id, str(failure))
-            self.logger.error("Account %s: %s not read: %s", account_id, self.name, failure)
-            return
-        records = list(self.records_of(account_id, reply.body))
-        self.services.report.tally(self.name).records += len(records)
-        yield from records
+        # Earlier versions kept a partition per account ever configured: drop them.
+        self.stream_state.pop("partitions", None)
+        accounts = self.services.accounts()
+        ids = accounts.ids()
+        prefetcher = OrderedPrefetcher(
+            ids, self._records, workers=self.settings.max_parallel_accounts
+        )
+        tally = self.services.report.tally(self.name)
+        for account_id in ids:
+            try:
+                for records in prefetcher.items(account_id):
+                    tally.records += len(records)
+                    yield from records
+            except CronofyAPIError as exc:
+                failure, new = accounts.fail(account_id, exc)
+                if new:
+                    self.logger.error("Account %s: %s not read: %s", account_id, self.name, failure)
+                else:
+                    self.logger.info(
+                        "Account %s: %s skipped: it failed earlier in this run.",
+                        account_id,
+                        self.name,
+                    )
+
+    def _records(self, account_id: str) -> Iterator[list[dict]]:
+        """In a worker: the account's records, once its answer is known to be its own."""
+        yield list(self.records_of(account_id, self.answer(account_id)))
+
+    def answer(self, account_id: str) -> dict:
+        raise NotImplementedError
 
     def records_of(self, account_id: str, body: dict) -> t.Iterable[dict]:
         raise NotImplementedError
@@ -45,37 +77,71 @@ class CalendarsStream(_PerAccountStream):
     """Each account's calendars (GET /v1/calendars), to name the calendar_ids of free_busy."""
 
     name = "calendars"
-    path = "/v1/calendars"
-    primary_keys: t.ClassVar[list[str]] = ["calendar_id"]
+    primary_keys: t.ClassVar[list[str]] = ["account_id", "calendar_id"]
     schema = CALENDAR
+
+    def answer(self, account_id: str) -> dict:
+        accounts = self.services.accounts()
+        credential = accounts.credential(account_id)
+        body = self.client.get(self.client.url("/v1/calendars"), credential=credential).body
+        accounts.verify(account_id, body.get("sub"))
+        return body
 
     def records_of(self, account_id: str, body: dict) -> t.Iterable[dict]:
         for calendar in body.get("calendars") or ():
             if isinstance(calendar, dict) and calendar.get("calendar_id"):
-                yield {**calendar, "account_id": account_id}
+                record = {name: calendar.get(name) for name in CALENDAR_FIELDS}
+                record["account_id"] = account_id
+                yield record
 
 
 class AccountsStream(_PerAccountStream):
-    """Who each account is (GET /v1/userinfo): name, email and time zone."""
+    """Who each account is (userinfo): name, email, zone, authorization and profiles. The
+    userinfo a free_busy answer embedded is used when there is one: no request then."""
 
     name = "accounts"
-    path = "/v1/userinfo"
     primary_keys: t.ClassVar[list[str]] = ["account_id"]
     schema = ACCOUNT
 
+    def answer(self, account_id: str) -> dict:
+        accounts = self.services.accounts()
+        body = accounts.userinfo(account_id)
+        accounts.verify(account_id, body.get("sub"))
+        return body
+
     def records_of(self, account_id: str, body: dict) -> t.Iterable[dict]:
-        profiles = (body.get("cronofy.data") or {}).get("profiles") or []
+        data = body.get("cronofy.data") or {}
+        profiles = data.get("profiles")
+        conferencing = data.get("conferencing_profiles")
         yield {
             "account_id": account_id,
             "email": body.get("email"),
             "name": body.get("name"),
             "zoneinfo": body.get("zoneinfo"),
-            "profiles": [
+            "cronofy_type": body.get("cronofy.type"),
+            "authorization": pick(data.get("authorization"), AUTHORIZATION_FIELDS),
+            "profiles": None
+            if profiles is None
+            else [
                 {
-                    k: p.get(k)
-                    for k in ("provider_name", "profile_id", "profile_name", "profile_connected")
+                    **{name: p.get(name) for name in PROFILE_FIELDS},
+                    "profile_calendars": [
+                        pick(c, CALENDAR_FIELDS)
+                        for c in p.get("profile_calendars") or ()
+                        if isinstance(c, dict)
+                    ],
                 }
                 for p in profiles
                 if isinstance(p, dict)
             ],
+            "conferencing_profiles": None
+            if conferencing is None
+            else [pick(p, CONFERENCING_FIELDS) for p in conferencing if isinstance(p, dict)],
         }
+
+
+def pick(value: object, names: tuple[str, ...]) -> dict | None:
+    """The named fields of an object (None where absent); None when it is not an object."""
+    if not isinstance(value, dict):
+        return None
+    return {name: value.get(name) for name in names}

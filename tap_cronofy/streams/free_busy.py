@@ -14,24 +14,22 @@ from zoneinfo import ZoneInfo
 import pendulum
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_cronofy.accounts import account_failure
 from tap_cronofy.client import format_time
 from tap_cronofy.errors import AccountError, CronofyAPIError, ExpiredPageError
 from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.schemas import FREE_BUSY
 from tap_cronofy.streams.base import CronofyStream
 from tap_cronofy.window import (
-    FULL_READ,
     HORIZON,
     SAFE_AHEAD,
     SAFE_BACK,
-    SCOPE,
+    Bounds,
     Read,
+    bounds,
+    completed,
     first_read,
     follow_up,
-    full_read,
-    incremental_read,
-    scope_fingerprint,
+    needs_full_read,
     server_date,
 )
 
@@ -55,13 +53,13 @@ class Page:
 class Outcome:
     """What an account's run ends with: its new state and what was read."""
 
-    watermark: str
-    horizon: str | None
-    full_read: str | None
+    state: dict = field(default_factory=dict)
+    bounds: Bounds | None = None  # what may be emitted, from Cronofy's today
     reads: list[str] = field(default_factory=list)
     pages: int = 0
     records: int = 0
     deleted: int = 0
+    outside: int = 0  # periods outside the run's window, not emitted
     collisions: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -87,8 +85,11 @@ class FreeBusyStream(CronofyStream):
         """One per configured account, sorted. Partitions of accounts no longer configured
         are dropped from state, and the others' input state is kept for the workers."""
         ids = self.services.accounts().ids()
+        wanted = set(ids)
         state = self.stream_state
-        kept = [p for p in state.get("partitions") or [] if p["context"].get("account_id") in ids]
+        kept = [
+            p for p in state.get("partitions") or [] if p["context"].get("account_id") in wanted
+        ]
         if state.get("partitions") and len(kept) != len(state["partitions"]):
             self.logger.info(
                 "Dropping %d account(s) no longer configured from free_busy state.",
@@ -109,7 +110,9 @@ class FreeBusyStream(CronofyStream):
     # Records, in the main thread
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        account_id = (context or {})["account_id"]
+        if not context:  # no account to sync (a lone access_token that was refused)
+            return
+        account_id = context["account_id"]
         self.services.checkpoint()
         outcome: Outcome | None = None
         try:
@@ -121,23 +124,19 @@ class FreeBusyStream(CronofyStream):
                     yield from item.records
         except CronofyAPIError as exc:
             # Finish the other accounts; this one's bookmark stays where it was.
-            failure = account_failure(account_id, exc)
-            self.services.report.account_failed(account_id, str(failure))
-            self.logger.error("Account %s was not synced: %s", account_id, failure)
+            failure, new = self.services.accounts().fail(account_id, exc)
+            if new:
+                self.logger.error("Account %s was not synced: %s", account_id, failure)
+            else:
+                self.logger.info("Account %s skipped: it failed earlier in this run.", account_id)
             return
         if outcome is not None:
             self._save(context, outcome)
 
-    def _save(self, context: Context | None, outcome: Outcome) -> None:
+    def _save(self, context: Context, outcome: Outcome) -> None:
         state = self.get_context_state(context)
         before = state.get("replication_key_value")
-        state["replication_key"] = self.replication_key
-        state["replication_key_value"] = outcome.watermark
-        state[SCOPE] = scope_fingerprint(self.settings)
-        if outcome.horizon:
-            state[HORIZON] = outcome.horizon
-        if outcome.full_read:
-            state[FULL_READ] = outcome.full_read
+        state.update(outcome.state)
         tally = self.services.report.tally(self.name)
         tally.accounts += 1
         tally.pages += outcome.pages
@@ -145,17 +144,18 @@ class FreeBusyStream(CronofyStream):
         tally.deleted += outcome.deleted
         tally.collisions += len(outcome.collisions)
         tally.reads.update(read.split(" ", 1)[0] for read in outcome.reads)
-        account_id = (context or {})["account_id"]
+        account_id = context["account_id"]
         self.logger.info(
-            "Account %s: %s; %d pages, %d periods (%d deleted); bookmark %s -> %s, window "
-            "read up to %s.",
+            "Account %s: %s; %s, %s (%d deleted, %d outside the window); bookmark %s -> %s, "
+            "window read up to %s.",
             account_id,
             "; ".join(outcome.reads),
-            outcome.pages,
-            outcome.records,
+            plural(outcome.pages, "page"),
+            plural(outcome.records, "period"),
             outcome.deleted,
+            outcome.outside,
             before or "none",
-            outcome.watermark,
+            state.get("replication_key_value"),
             state.get(HORIZON),
         )
         if outcome.collisions:
@@ -171,45 +171,40 @@ class FreeBusyStream(CronofyStream):
     # Pages, in prefetch workers
 
     def account_pages(self, account_id: str) -> Iterator[Page | Outcome]:
-        """An account's queries as pages of records, then its ``Outcome``."""
+        """An account's queries (as ``window`` plans them) as pages of records, then its
+        ``Outcome``."""
         settings = self.settings
-        credential = self.services.accounts().credential(account_id)
+        accounts = self.services.accounts()
+        credential = accounts.credential(account_id)
         state = self._input_state.get(account_id, {})
         emitted: set[int] = set()  # keys emitted by this run's earlier queries (they overlap)
-        kind, reason = first_read(state, settings)
-        read: Read | None = None
-        if kind == "full":
-            today = self._today(credential)
+        today: pendulum.Date | None = None
+        if needs_full_read(state, settings) is not None:
+            today = self._today(account_id)
             self._warn_if_clamped(today)
-            read = full_read(settings, today, first_sync=reason == "first sync", reason=reason)
-            if read is None:
-                self.logger.warning(
-                    "Account %s: start_date/end_date leave no days inside Cronofy's window "
-                    "(42 days back, 201 ahead); only changes will be read.",
-                    account_id,
-                )
-        if read is None:
-            since = state.get("replication_key_value") or format_time(_utcnow())
-            read = incremental_read(settings, since)
-        outcome = Outcome(watermark="", horizon=state.get(HORIZON), full_read=state.get(FULL_READ))
+        read = first_read(state, settings, today, format_time(_utcnow()))
+        if read.kind == "incremental" and today is not None:
+            self.logger.warning(
+                "Account %s: start_date/end_date leave no days inside Cronofy's window "
+                "(42 days back, 200 ahead); nothing will be emitted.",
+                account_id,
+            )
+        outcome = Outcome()
         first_reply = yield from self._query(account_id, credential, read, emitted, outcome)
-        outcome.watermark = format_time(first_reply)
         today = server_date(first_reply, settings.tzid)
-        if read.kind == "incremental":
-            if HORIZON not in state:  # only after a skipped full read
-                outcome.horizon = _ahead(today)
-            elif (extra := follow_up(state, settings, account_id, today)) is not None:
-                yield from self._query(account_id, credential, extra, emitted, outcome)
-                _advance(outcome, extra, today)
-        _advance(outcome, read, today)
+        reads = [read]
+        if (extra := follow_up(state, settings, account_id, today, read)) is not None:
+            yield from self._query(account_id, credential, extra, emitted, outcome)
+            reads.append(extra)
+        outcome.state = completed(state, settings, reads, today, format_time(first_reply))
         yield outcome
 
-    def _today(self, credential: AccountCredential) -> pendulum.Date:
-        """Today by Cronofy's clock; asked of Cronofy when no answer has told it yet and
-        the query's dates depend on it."""
+    def _today(self, account_id: str) -> pendulum.Date:
+        """Today by Cronofy's clock; asked of Cronofy (the account's userinfo, which also
+        checks its identity) when no answer has told it yet and the dates depend on it."""
         now = self.client.server_now()
         if now is None and (self.settings.start_date or self.settings.end_date):
-            self.client.get(self.client.url("/v1/userinfo"), credential=credential)
+            self.services.accounts().userinfo(account_id)
             now = self.client.server_now()
         return server_date(now or _utcnow(), self.settings.tzid)
 
@@ -229,7 +224,7 @@ class FreeBusyStream(CronofyStream):
             )
         if settings.end_date and settings.end_date > latest:
             self.logger.warning(
-                "end_date %s is further ahead than Cronofy allows (201 days); using %s.",
+                "end_date %s is further ahead than Cronofy allows (200 days); using %s.",
                 settings.end_date,
                 latest,
             )
@@ -243,9 +238,11 @@ class FreeBusyStream(CronofyStream):
         outcome: Outcome,
     ) -> t.Generator[Page, None, dt.datetime]:
         """Every page of one query; restarts once if a page token expires. Returns the
-        time (Cronofy's clock) of its first answer."""
-        zone = self.settings.tzid
-        label = read.kind + (f" ({read.reason})" if read.reason else "")
+        time (Cronofy's clock) of its first answer. Nothing is emitted before the answer's
+        userinfo says the token is the account's own, nor outside the run's window."""
+        settings = self.settings
+        zone = settings.tzid
+        accounts = self.services.accounts()
         first: dt.datetime | None = None
         restarted = False
         while True:
@@ -259,12 +256,21 @@ class FreeBusyStream(CronofyStream):
                     reply = self.client.get(url, params=params, credential=credential)
                     if first is None:
                         first = reply.server_time
-                    if params is not None:
-                        self._check_account(account_id, reply.body)
+                        outcome.bounds = bounds(settings, server_date(first, zone))
+                    if params is not None:  # a first page: it embeds the userinfo
+                        userinfo = reply.body.get("userinfo")
+                        sub = userinfo.get("sub") if isinstance(userinfo, dict) else None
+                        accounts.verify(account_id, sub)
+                        accounts.remember_userinfo(account_id, userinfo)
+                    window_ = outcome.bounds
+                    assert window_ is not None  # set with `first`
                     watermark = format_time(first)
                     records = []
                     for period in reply.body.get("free_busy") or ():
                         record = make_record(period, account_id, watermark, zone)
+                        if not window_.admits(record["start_time"], record["end_time"]):
+                            outcome.outside += 1
+                            continue
                         key = hash((record["calendar_id"], record["event_uid"]))
                         if key in seen:
                             outcome.collisions.append((record["calendar_id"], record["event_uid"]))
@@ -276,9 +282,9 @@ class FreeBusyStream(CronofyStream):
                     outcome.records += len(records)
                     outcome.deleted += sum(1 for r in records if r["deleted"])
                     yield Page(records, _utcnow())
-                    url = (reply.body.get("pages") or {}).get("next_page")
+                    url = (reply.body.get("pages") or {}).get("next_page") or None
                     params = None  # next_page is absolute and complete
-                outcome.reads.append(label)
+                outcome.reads.append(read.label)
                 return first  # type: ignore[return-value]  # set by the first reply
             except ExpiredPageError as exc:
                 if restarted:
@@ -297,27 +303,9 @@ class FreeBusyStream(CronofyStream):
                 if seen is not emitted:  # later queries and a restart skip these keys
                     emitted.update(seen)
 
-    def _check_account(self, account_id: str, body: dict) -> None:
-        sub = (body.get("userinfo") or {}).get("sub")
-        if self.settings.has_account_list and sub and sub != account_id:
-            raise AccountError(
-                account_id,
-                f"The access_token configured for account {account_id} belongs to {sub}: "
-                "fix the `accounts` entry so that each token sits beside its own account_id.",
-            )
 
-
-def _advance(outcome: Outcome, read: Read, today: pendulum.Date) -> None:
-    """What a completed read moves: the window is read up to its ``to`` (Cronofy's default
-    window when it has none), and a full read is dated."""
-    if read.kind == "full":
-        outcome.full_read = today.isoformat()
-    if read.kind != "incremental":
-        outcome.horizon = read.params.get("to") or _ahead(today)
-
-
-def _ahead(today: pendulum.Date) -> str:
-    return today.add(days=SAFE_AHEAD).isoformat()
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _utcnow() -> dt.datetime:

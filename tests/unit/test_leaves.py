@@ -1,10 +1,9 @@
-"""Small pieces tested directly: secret masking, the rate limiter, the prefetcher."""
+"""The leaf modules, in-process: secret masking, the rate limiter, the prefetcher, report."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 
@@ -69,31 +68,44 @@ def test_sliding_window_never_exceeds_any_window():
 def test_requests_in_flight_count_until_answered():
     """A request counts from when it is allowed until its answer: a slow answer holds its
     place, so a late-sent request can never make the server see more than the limit."""
-    limiter = SlidingWindowLimiter([(2, 0.2)])
-    answered = threading.Event()
-    allowed: list[float] = []
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([(2, 1.0)], clock=clock.time, sleep=clock.sleep)
+    first, second = limiter.request(), limiter.request()
+    first.__enter__()
+    second.__enter__()
+    clock.now = 5.0  # long past the window, but neither answer is back
+    waits: list[float] = []
+    limiter._cond.wait = lambda timeout=None: (
+        waits.append(timeout)
+        or second.__exit__(  # type: ignore[method-assign]
+            None, None, None
+        )
+    )
+    with limiter.request():
+        # the answer came back at 5.0 and holds its place for a window from then
+        assert clock.now == pytest.approx(6.0)
+    assert waits == [1.0], "the third waited for an answer, not for time"
+    first.__exit__(None, None, None)
 
-    def slow_request():
+
+def test_waiting_is_counted_once_per_pause():
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter([(1, 10.0)], clock=clock.time, sleep=clock.sleep)
+    for _ in range(3):
         with limiter.request():
-            allowed.append(time.monotonic())
-            answered.wait(5)
+            pass
+    assert limiter.waited_seconds == pytest.approx(20.0)
 
-    threads = [threading.Thread(target=slow_request) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    while len(allowed) < 2:
-        time.sleep(0.01)
-    third = threading.Thread(target=slow_request)
-    third.start()
-    time.sleep(0.5)  # more than the window: yet both places are still held
-    assert len(allowed) == 2
-    released = time.monotonic()
-    answered.set()
-    third.join(5)
-    assert len(allowed) == 3
-    assert allowed[2] - released >= 0.2 - 0.01, "and the window runs from the answers"
-    for thread in threads:
-        thread.join(5)
+
+def test_margin_and_slack_widen_each_window():
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(
+        [(1, 10.0)], margin=0.1, slack=0.5, clock=clock.time, sleep=clock.sleep
+    )
+    with limiter.request():
+        pass
+    with limiter.request():
+        assert clock.now == pytest.approx(11.5)
 
 
 def test_prefetcher_keeps_order_and_bounds_lookahead():
@@ -103,19 +115,49 @@ def test_prefetcher_keeps_order_and_bounds_lookahead():
     def produce(key: str):
         with lock:
             started.append(key)
-        for n in range(3):
-            yield f"{key}-{n}"
+        yield f"{key}-0"  # fits the buffer: a worker is free again at once
 
     keys = [f"k{n}" for n in range(10)]
-    prefetcher = OrderedPrefetcher(keys, produce, workers=3, buffer=1)
-    deadline = time.monotonic() + 10
-    while len(started) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)  # give a fourth key the chance to start, were the bound broken
-    assert sorted(started) == ["k0", "k1", "k2"], "at most `workers` keys ahead of the consumer"
-    out = [item for key in keys for item in prefetcher.items(key)]
-    assert out == [f"{k}-{n}" for k in keys for n in range(3)]
+    prefetcher = OrderedPrefetcher(keys, produce, workers=3, buffer=2)
+    with prefetcher._cond:
+        # Every worker held back by the look-ahead, or (were it broken) a fourth key claimed.
+        assert prefetcher._cond.wait_for(
+            lambda: prefetcher.idle == 3 or prefetcher._next_key > 3, timeout=10
+        )
+        assert prefetcher._next_key == 3, "at most `workers` keys ahead of the consumer"
+    assert sorted(started) == ["k0", "k1", "k2"]
+    assert list(prefetcher.items("k0")) == ["k0-0"]
+    with prefetcher._cond:  # one consumed: exactly one more may start
+        assert prefetcher._cond.wait_for(lambda: prefetcher._next_key >= 4, timeout=10)
+        assert prefetcher._cond.wait_for(
+            lambda: prefetcher.idle == 3 or prefetcher._next_key > 4, timeout=10
+        )
+        assert prefetcher._next_key == 4
+    out = [item for key in keys[1:] for item in prefetcher.items(key)]
+    assert out == [f"{k}-0" for k in keys[1:]]
     assert prefetcher.closed
+
+
+def test_prefetcher_buffers_at_most_buffer_items_per_key():
+    def produce(key: str):
+        yield from range(10)
+
+    prefetcher = OrderedPrefetcher(["only", "other"], produce, workers=1, buffer=2)
+    assert [q.maxsize for q in prefetcher._queues.values()] == [2, 2]
+    assert list(prefetcher.items("only")) == list(range(10))
+    assert list(prefetcher.items("other")) == list(range(10))
+    assert prefetcher.closed
+
+
+def test_a_closed_prefetcher_stops_its_workers():
+    def produce(key: str):
+        yield from range(100)
+
+    prefetcher = OrderedPrefetcher(["a", "b"], produce, workers=2, buffer=1)
+    prefetcher.close()
+    for thread in prefetcher._threads:
+        thread.join(10)
+        assert not thread.is_alive()
 
 
 def test_prefetcher_hands_errors_to_the_consumer():

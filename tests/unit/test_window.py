@@ -1,0 +1,329 @@
+"""The read planner, table by table: what a run reads, what it may emit, what it saves."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+import pytest
+
+from tap_cronofy import window as w
+from tap_cronofy.settings import Settings
+
+TODAY = pendulum.Date(2026, 12, 1)
+BOOKMARK = "2026-11-30T10:00:00Z"
+NOW = "2026-12-01T10:00:00Z"
+
+
+def settings(**config) -> Settings:
+    return Settings.from_config({"access_token": "token-1234", **config})
+
+
+def state_after(s: Settings, *, horizon: str, full_read: str | None = None) -> dict:
+    """A partition state as a previous run left it."""
+    state = {
+        "replication_key": "last_modified",
+        "replication_key_value": BOOKMARK,
+        w.SCOPE: w.scope_fingerprint(s),
+        w.HORIZON: horizon,
+    }
+    if full_read:
+        state[w.FULL_READ] = full_read
+    return state
+
+
+# First read of a run
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        ({}, "first sync"),
+        ({"replication_key_value": BOOKMARK}, "its state predates horizon tracking"),
+        ({"replication_key_value": BOOKMARK, w.HORIZON: "2027-06-19"}, "its state predates"),
+        ({"replication_key_value": BOOKMARK, w.SCOPE: "x"}, "its state predates"),
+        (
+            {"replication_key_value": BOOKMARK, w.HORIZON: "2027-06-19", w.SCOPE: "0" * 16},
+            "the query scope changed",
+        ),
+    ],
+)
+def test_a_full_read_is_needed_when_state_cannot_support_an_incremental_one(state, reason):
+    found = w.needs_full_read(state, settings())
+    assert found is not None and found.startswith(reason)
+
+
+def test_an_incremental_read_follows_a_complete_state():
+    s = settings()
+    assert w.needs_full_read(state_after(s, horizon="2027-06-19"), s) is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"calendar_ids": ["cal_1"]},
+        {"include_managed": False},
+        {"localized_times": True},
+        {"start_date": "2026-11-01"},
+        {"end_date": "2027-01-01"},
+        {"tzid": "Europe/Paris"},
+    ],
+)
+def test_each_scope_setting_changes_the_fingerprint(change):
+    assert w.scope_fingerprint(settings(**change)) != w.scope_fingerprint(settings())
+
+
+def test_the_fingerprint_ignores_order_and_unrelated_settings():
+    a = settings(calendar_ids=["b", "a"], max_retries=2, lookback_seconds=1)
+    b = settings(calendar_ids=["a", "b"])
+    assert w.scope_fingerprint(a) == w.scope_fingerprint(b)
+    assert len(w.scope_fingerprint(a)) == 16
+
+
+def test_first_sync_reads_the_window_to_the_far_edge_without_deletions():
+    read = w.first_read({}, settings(), TODAY, NOW)
+    assert read.kind == "full" and read.reason == "first sync"
+    assert read.params == {
+        "tzid": "Etc/UTC",
+        "include_ids": "true",
+        "include_free": "true",
+        "include_managed": "true",
+        "localized_times": "false",
+        "include_userinfo": "true",
+        "to": "2027-06-19",  # today + 200: the one far edge
+    }
+    assert read.label == "full (first sync)"
+
+
+def test_a_rereading_full_read_asks_for_deletions():
+    s = settings()
+    state = {"replication_key_value": BOOKMARK}
+    read = w.first_read(state, s, TODAY, NOW)
+    assert read.kind == "full" and read.params["include_deleted"] == "true"
+
+
+def test_start_and_end_date_are_sent_clamped_into_cronofys_window():
+    s = settings(start_date="2000-01-01", end_date="2999-01-01")
+    read = w.first_read({}, s, TODAY, NOW)
+    assert read.params["from"] == "2026-10-21"  # today - 41
+    assert read.params["to"] == "2027-06-19"  # today + 200
+
+
+def test_dates_inside_the_window_are_sent_as_they_are():
+    s = settings(start_date="2026-11-20", end_date="2026-12-24", calendar_ids=["c1", "c2"])
+    read = w.first_read({}, s, TODAY, NOW)
+    assert (read.params["from"], read.params["to"]) == ("2026-11-20", "2026-12-24")
+    assert read.params["calendar_ids[]"] == ["c1", "c2"]
+
+
+def test_dates_outside_the_window_leave_only_an_incremental_read():
+    s = settings(start_date="2025-01-01", end_date="2025-02-01")
+    read = w.first_read({}, s, TODAY, NOW)
+    assert read.kind == "incremental"
+    # with no bookmark yet, changes since now (minus the lookback)
+    assert read.params["last_modified"] == "2026-12-01T09:50:00Z"
+
+
+def test_a_full_read_needs_cronofys_today():
+    with pytest.raises(AssertionError):
+        w.first_read({}, settings(), None, NOW)
+
+
+def test_the_incremental_read_is_cronofys_recipe_minus_the_lookback():
+    s = settings(lookback_seconds=90, include_managed=False, localized_times=True)
+    read = w.first_read(state_after(s, horizon="2027-06-19"), s, None, NOW)
+    assert read.kind == "incremental" and read.reason == "" and read.label == "incremental"
+    assert read.params == {
+        "tzid": "Etc/UTC",
+        "include_ids": "true",
+        "include_free": "true",
+        "include_managed": "false",
+        "localized_times": "true",
+        "include_userinfo": "true",
+        "include_deleted": "true",
+        "last_modified": "2026-11-30T09:58:30Z",
+    }
+
+
+def test_the_default_lookback_covers_minute_scale_propagation_lag():
+    read = w.incremental_read(settings(), BOOKMARK)
+    assert read.params["last_modified"] == "2026-11-30T09:50:00Z"
+
+
+def test_a_bookmark_with_an_offset_is_read_in_utc():
+    read = w.incremental_read(settings(lookback_seconds=0), "2026-11-30T11:00:00+01:00")
+    assert read.params["last_modified"] == "2026-11-30T10:00:00Z"
+
+
+# Follow-up: the horizon slice and the periodic re-read
+
+
+def test_the_horizon_slice_reads_what_time_brought_into_the_window():
+    s = settings()
+    state = state_after(s, horizon="2027-06-17")
+    first = w.first_read(state, s, None, NOW)
+    extra = w.follow_up(state, s, "acc_1", TODAY, first)
+    assert extra is not None and extra.kind == "horizon"
+    assert extra.params["from"] == "2027-06-17" and extra.params["to"] == "2027-06-19"
+    assert extra.params["include_deleted"] == "true" and "last_modified" not in extra.params
+    assert extra.reason == "window moved on to 2027-06-19"
+
+
+def test_no_slice_when_the_horizon_is_already_at_the_far_edge():
+    s = settings()
+    state = state_after(s, horizon="2027-06-19")
+    first = w.first_read(state, s, None, NOW)
+    assert w.follow_up(state, s, "acc_1", TODAY, first) is None
+
+
+def test_a_slice_never_starts_before_the_window():
+    s = settings(start_date="2026-11-25", end_date="2026-12-10")
+    state = state_after(s, horizon="2026-11-01")
+    first = w.first_read(state, s, None, NOW)
+    extra = w.follow_up(state, s, "acc_1", TODAY, first)
+    assert extra is not None
+    assert (extra.params["from"], extra.params["to"]) == ("2026-11-25", "2026-12-10")
+
+
+def test_no_follow_up_after_a_full_read_or_without_a_horizon():
+    s = settings()
+    full = w.first_read({}, s, TODAY, NOW)
+    assert w.follow_up(state_after(s, horizon="2027-06-01"), s, "a", TODAY, full) is None
+    incremental = w.incremental_read(s, BOOKMARK)
+    assert w.follow_up({"replication_key_value": BOOKMARK}, s, "a", TODAY, incremental) is None
+
+
+def test_a_due_periodic_reread_replaces_the_slice():
+    s = settings(full_resync_days=7)
+    state = state_after(s, horizon="2027-06-17", full_read="2026-11-20")  # 11 days ago
+    first = w.first_read(state, s, None, NOW)
+    extra = w.follow_up(state, s, "acc_1", TODAY, first)
+    assert extra is not None and extra.kind == "full"
+    assert extra.reason == "periodic full re-read (full_resync_days)"
+    assert extra.params["include_deleted"] == "true" and extra.params["to"] == "2027-06-19"
+
+
+@pytest.mark.parametrize(
+    ("last", "every", "due"),
+    [
+        (None, 0, False),  # off
+        ("2026-01-01", 0, False),
+        (None, 7, True),  # never read whole
+        ("2026-11-23", 7, True),  # 8 days > 7: overdue whatever the slot
+        ("2026-12-01", 1, False),  # read today already
+        ("2026-11-30", 1, True),  # every day
+    ],
+)
+def test_resync_due(last, every, due):
+    assert w.resync_due(last, "acc_1", TODAY, every) is due
+
+
+def test_resync_spreads_accounts_over_the_cycle():
+    """Within the cycle, each account is due on exactly one day of it (its slot)."""
+    for account in ("acc_a", "acc_b", "acc_c", "acc_d"):
+        due_days = [
+            day for day in range(7) if w.resync_due("2026-11-30", account, TODAY.add(days=day), 7)
+        ]
+        assert len(due_days) == 1, account
+        # and never before a day has passed
+        assert not w.resync_due(TODAY.isoformat(), account, TODAY, 7)
+    slots = {
+        next(d for d in range(7) if w.resync_due("2026-11-30", a, TODAY.add(days=d), 7))
+        for a in ("acc_a", "acc_b", "acc_c", "acc_d", "acc_e", "acc_f")
+    }
+    assert len(slots) > 1, "accounts do not all re-read on the same day"
+
+
+# The state a run leaves
+
+
+def test_a_first_sync_leaves_bookmark_horizon_scope_and_full_read():
+    s = settings()
+    read = w.first_read({}, s, TODAY, NOW)
+    new = w.completed({}, s, [read], TODAY, "2026-12-01T10:00:01Z")
+    assert new == {
+        "replication_key": "last_modified",
+        "replication_key_value": "2026-12-01T10:00:01Z",
+        w.SCOPE: w.scope_fingerprint(s),
+        w.HORIZON: "2027-06-19",
+        w.FULL_READ: "2026-12-01",
+    }
+
+
+def test_an_incremental_run_moves_the_horizon_only_by_its_slice():
+    s = settings()
+    state = state_after(s, horizon="2027-06-17", full_read="2026-11-02")
+    first = w.first_read(state, s, None, NOW)
+    extra = w.follow_up(state, s, "acc_1", TODAY, first)
+    assert extra is not None
+    new = w.completed(state, s, [first], TODAY, NOW)
+    assert new[w.HORIZON] == "2027-06-17", "without its slice, the horizon stays"
+    new = w.completed(state, s, [first, extra], TODAY, NOW)
+    assert new[w.HORIZON] == "2027-06-19" and new[w.FULL_READ] == "2026-11-02"
+    assert new["replication_key_value"] == NOW
+
+
+def test_a_window_with_no_days_still_leaves_a_horizon():
+    s = settings(start_date="2025-01-01", end_date="2025-02-01")
+    read = w.first_read({}, s, TODAY, NOW)
+    new = w.completed({}, s, [read], TODAY, NOW)
+    assert new[w.HORIZON] == "2025-02-01" and w.FULL_READ not in new
+    # so the next run reads incrementally, without a full read
+    assert w.needs_full_read(new, s) is None
+
+
+# What may be emitted
+
+
+def test_bounds_are_midnights_in_the_query_zone():
+    s = settings(tzid="Asia/Tokyo", start_date="2026-11-20", end_date="2026-12-24")
+    b = w.bounds(s, TODAY)
+    assert b == w.Bounds("2026-11-19T15:00:00Z", "2026-12-23T15:00:00Z")
+
+
+def test_default_bounds_are_cronofys_past_and_the_far_edge():
+    b = w.bounds(settings(), TODAY)
+    assert b == w.Bounds("2026-10-20T00:00:00Z", "2027-06-19T00:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "admitted"),
+    [
+        ("2026-11-20T09:00:00Z", "2026-11-20T10:00:00Z", True),  # inside
+        ("2026-11-19T23:00:00Z", "2026-11-20T01:00:00Z", True),  # across the lower edge
+        ("2026-11-19T23:00:00Z", "2026-11-20T00:00:00Z", False),  # ends on it: outside
+        ("2026-12-23T23:00:00Z", "2026-12-24T01:00:00Z", True),  # across the upper edge
+        ("2026-12-24T00:00:00Z", "2026-12-24T01:00:00Z", False),  # starts on it: outside
+        ("2027-06-01T00:00:00Z", "2027-06-01T01:00:00Z", False),  # far beyond end_date
+        ("2026-10-01T00:00:00Z", "2026-10-01T01:00:00Z", False),  # before start_date
+        (None, "2026-11-20T01:00:00Z", True),  # malformed: kept
+        ("2026-11-20T01:00:00Z", None, True),
+    ],
+)
+def test_only_periods_overlapping_the_window_are_admitted(start, end, admitted):
+    b = w.bounds(settings(start_date="2026-11-20", end_date="2026-12-24"), TODAY)
+    assert b.admits(start, end) is admitted
+
+
+@pytest.mark.parametrize(
+    ("moment", "tzid", "day"),
+    [
+        ("2026-11-30T23:30:00+00:00", "Etc/UTC", "2026-11-30"),
+        ("2026-11-30T23:30:00+00:00", "Europe/Paris", "2026-12-01"),  # already tomorrow
+        ("2026-12-01T03:00:00+00:00", "America/Chicago", "2026-11-30"),  # still yesterday
+        ("2026-12-01T14:59:59+00:00", "Asia/Tokyo", "2026-12-01"),
+        ("2026-12-01T15:00:00+00:00", "Asia/Tokyo", "2026-12-02"),
+    ],
+)
+def test_cronofys_today_is_the_date_in_the_query_zone(moment, tzid, day):
+    assert w.server_date(dt.datetime.fromisoformat(moment), tzid).isoformat() == day
+
+
+def test_today_near_midnight_moves_every_edge_together():
+    """Just before and after midnight in the zone, the far edge moves by exactly a day."""
+    s = settings(tzid="Europe/Paris")
+    before = w.server_date(dt.datetime.fromisoformat("2026-11-30T22:59:59+00:00"), s.tzid)
+    after = w.server_date(dt.datetime.fromisoformat("2026-11-30T23:00:00+00:00"), s.tzid)
+    assert (after - before).days == 1
+    assert w.window(s, after)[1] == w.window(s, before)[1].add(days=1)
+    assert w.first_read({}, s, after, NOW).params["to"] == "2027-06-19"
