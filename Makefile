@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 
-.PHONY: install plugins test lint demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota clean
+.PHONY: install plugins test lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota clean
 
 install: $(READY)
 
@@ -28,6 +28,12 @@ test: $(READY) $(PLUGINS)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q -n 2
+
+# Mutation testing of the deciding modules against tests/unit ([tool.mutmut] in pyproject.toml).
+mutation: $(READY)
+	rm -rf mutants
+	$(BIN)/mutmut run
+	$(BIN)/python .ci/mutation_scores.py
 
 lint: $(READY)
 	$(BIN)/ruff check .

@@ -200,6 +200,9 @@ class Simulator:
         self.faults: list[Fault] = []
         self.requests: list[dict] = []
         self.log_bodies = True
+        # Answers that do not say whose they are (the tap must then look the account up):
+        self.embed_userinfo = True  # free_busy honours include_userinfo
+        self.calendars_sub = True  # /v1/calendars carries the account's sub
         self._served: list[float] = []
         self.rate_limited_count = 0
         self._queries: dict[str, Query] = {}
@@ -663,7 +666,9 @@ class Simulator:
                 )
             selected.sort(key=lambda item: item[:3])
             periods = [item[3] for item in selected]
-            userinfo = self.userinfo(account) if flag["include_userinfo"] else None
+            userinfo = (
+                self.userinfo(account) if flag["include_userinfo"] and self.embed_userinfo else None
+            )
             size = max(1, self.page_size)
             pages = [periods[i : i + size] for i in range(0, len(periods), size)] or [[]]
             query_id = secrets.token_hex(8)
@@ -786,7 +791,8 @@ class Simulator:
     def calendars(self, account: Account) -> dict:
         """GET /v1/calendars: the account's calendars, one profile (Google), and the
         account's `sub` beside them."""
-        return {"sub": account.account_id, "calendars": self._calendar_list(account)}
+        listed = {"calendars": self._calendar_list(account)}
+        return {"sub": account.account_id, **listed} if self.calendars_sub else listed
 
     def _calendar_list(self, account: Account) -> list[dict]:
         listed = []

@@ -219,6 +219,8 @@ class Handler(BaseHTTPRequestHandler):
                 "log_bodies",
                 "sync_lag",
                 "token_lifetime",
+                "embed_userinfo",
+                "calendars_sub",
             ):
                 if name in data:
                     setattr(sim, name, data[name])

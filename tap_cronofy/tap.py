@@ -103,6 +103,19 @@ class TapCronofy(Tap):
             SchedulingRequestsStream(self, services),
         ]
 
+    @property
+    def streams(self) -> dict[str, Stream]:
+        """The SDK's streams (sorted by name), free_busy moved first: its answers embed
+        each account's userinfo, which checks the token's identity and is the accounts
+        stream's record, so the streams after it ask Cronofy less."""
+        streams = super().streams
+        if next(iter(streams), "free_busy") != "free_busy" and "free_busy" in streams:
+            first = streams.pop("free_busy")
+            streams_in_order = {"free_busy": first, **streams}
+            streams.clear()
+            streams.update(streams_in_order)  # the SDK's own cached dict, reordered in place
+        return streams
+
     def checkpoint(self) -> None:
         """A STATE message between partitions, at most every STATE_INTERVAL_SECONDS."""
         if time.monotonic() - self._last_checkpoint >= STATE_INTERVAL_SECONDS:

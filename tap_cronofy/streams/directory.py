@@ -37,9 +37,16 @@ class _PerAccountStream(CronofyStream):
     """One answer per account, fetched by the parallel workers; full table, so no
     per-account state. A failing account is reported and the others go on."""
 
+    @property
+    def partitions(self) -> list[dict] | None:
+        """None: one sync over every account. (The SDK's default would replay the partitions
+        that earlier versions kept in state, one per account ever configured; they are
+        dropped, and the next STATE message says so.)"""
+        if self.stream_state.pop("partitions", None) is not None:
+            self.state_manager.is_flushed = False
+        return None
+
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        # Earlier versions kept a partition per account ever configured: drop them.
-        self.stream_state.pop("partitions", None)
         accounts = self.services.accounts()
         ids = accounts.ids()
         prefetcher = OrderedPrefetcher(

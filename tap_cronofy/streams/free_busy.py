@@ -200,10 +200,14 @@ class FreeBusyStream(CronofyStream):
         yield outcome
 
     def _today(self, account_id: str) -> pendulum.Date:
-        """Today by Cronofy's clock; asked of Cronofy (the account's userinfo, which also
-        checks its identity) when no answer has told it yet and the dates depend on it."""
+        """Today by Cronofy's clock (the far edge of a full read depends on it); asked of
+        Cronofy (a due token refresh, else the account's userinfo, which the accounts stream
+        reuses) when no answer of this run has told it yet."""
         now = self.client.server_now()
-        if now is None and (self.settings.start_date or self.settings.end_date):
+        if now is None:  # a due token refresh answers with Cronofy's Date too
+            self.services.accounts().credential(account_id).bearer(self.client)
+            now = self.client.server_now()
+        if now is None:
             self.services.accounts().userinfo(account_id)
             now = self.client.server_now()
         return server_date(now or _utcnow(), self.settings.tzid)

@@ -15,3 +15,13 @@ def no_network(monkeypatch):
         raise AssertionError("tests/unit must not use the network")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture(autouse=True)
+def own_secrets():
+    """Each test starts with the process's secret registry as it found it."""
+    from tap_cronofy.redact import SECRETS
+
+    saved = (set(SECRETS._secrets), SECRETS._longest_first)
+    yield
+    SECRETS._secrets, SECRETS._longest_first = saved

@@ -222,7 +222,7 @@ def test_a_final_failure_reported_by_a_stream_stops_the_others():
 def test_a_token_of_another_account_fails_naming_both_ids():
     accounts, _client, _report = make(
         {"accounts": ENTRIES, **APP},
-        {"/oauth/token": [(200, {"access_token": "fresh"})], "/v1/userinfo": [(200, {})]},
+        {"/oauth/token": [(200, {"access_token": "fresh-token-x"})], "/v1/userinfo": [(200, {})]},
     )
     with pytest.raises(AccountError) as caught:
         accounts.verify("acc_a", "acc_b")
@@ -236,7 +236,7 @@ def test_an_answer_without_sub_is_checked_by_one_lookup():
     accounts, client, _ = make(
         {"accounts": ENTRIES, **APP},
         {
-            "/oauth/token": [(200, {"access_token": "fresh"})],
+            "/oauth/token": [(200, {"access_token": "fresh-token-x"})],
             "/v1/userinfo": [(200, {"sub": "acc_a", "email": "a@x"})],
         },
     )
@@ -250,7 +250,10 @@ def test_an_answer_without_sub_is_checked_by_one_lookup():
 def test_a_lookup_that_names_another_account_fails():
     accounts, _client, _ = make(
         {"accounts": ENTRIES, **APP},
-        {"/oauth/token": [(200, {"access_token": "fresh"})], "/v1/userinfo": [(200, {"sub": "x"})]},
+        {
+            "/oauth/token": [(200, {"access_token": "fresh-token-x"})],
+            "/v1/userinfo": [(200, {"sub": "x"})],
+        },
     )
     with pytest.raises(AccountError, match="belongs to x"):
         accounts.verify("acc_a", None)
@@ -259,7 +262,7 @@ def test_a_lookup_that_names_another_account_fails():
 def test_an_answer_naming_no_one_is_not_loaded():
     accounts, _, _ = make(
         {"accounts": ENTRIES, **APP},
-        {"/oauth/token": [(200, {"access_token": "fresh"})], "/v1/userinfo": [(200, {})]},
+        {"/oauth/token": [(200, {"access_token": "fresh-token-x"})], "/v1/userinfo": [(200, {})]},
     )
     with pytest.raises(AccountError, match="names no account"):
         accounts.verify("acc_a", None)
@@ -325,7 +328,7 @@ def rotating(tmp_path, text: str, name: str = "accounts.json", **config):
     accounts, _client, _ = make(
         {"accounts_file": str(path), **APP, **config},
         {
-            "/oauth/token": [(200, {"access_token": "fresh", "refresh_token": "rt-new"})],
+            "/oauth/token": [(200, {"access_token": "fresh-token-x", "refresh_token": "rt-new"})],
             "/v1/userinfo": [(200, {"sub": "acc_a"})],
         },
     )

@@ -327,3 +327,15 @@ def test_today_near_midnight_moves_every_edge_together():
     assert (after - before).days == 1
     assert w.window(s, after)[1] == w.window(s, before)[1].add(days=1)
     assert w.first_read({}, s, after, NOW).params["to"] == "2027-06-19"
+
+
+def test_the_fingerprint_is_stable_across_releases():
+    """Saved in every account's state: if its value changed, an upgrade would re-read every
+    account's whole window once. These values were saved by earlier releases."""
+    assert w.scope_fingerprint(settings()) == "e1cab9c2622d137e"
+    assert (
+        w.scope_fingerprint(
+            settings(calendar_ids=["b", "a"], start_date="2026-11-01", tzid="Europe/Paris")
+        )
+        == "8328810d60db0b15"
+    )
