@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 
-.PHONY: install plugins test lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota clean
+.PHONY: install plugins test lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback clean
 
 install: $(READY)
 
@@ -61,6 +61,9 @@ bench-memory: $(READY)
 
 bench-requests: $(READY)
 	$(BIN)/python benchmarks/requests_per_sync.py
+
+bench-lookback: $(READY)
+	$(BIN)/python benchmarks/lookback.py
 
 bench-quota: $(READY)
 	$(BIN)/python benchmarks/quota.py

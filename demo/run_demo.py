@@ -151,6 +151,12 @@ def main() -> None:
         """,
             "rows loaded by run 2 (deleted events are kept, marked deleted)",
         )
+        print(
+            "  Run 2 loads more rows than the 7 changes: the meetings booked just before run 1\n"
+            "  changed within lookback_seconds (600 s) of its watermark, so they are read\n"
+            "  again. That re-read is what catches changes that reach Cronofy late (calendar\n"
+            "  providers sync into it asynchronously); a merging target keeps one row each."
+        )
         heading("dbt: busy hours per person per ISO week (analytics/, overlaps counted once)")
         meltano("invoke", "dbt-duckdb:build", env=env)
         show(
