@@ -181,3 +181,41 @@ def test_the_quota_warning_needs_waiting_to_be_most_of_the_run_and_shows_the_ari
     assert warning is not None
     assert "300 requests (2.0 per account, 150 accounts) at 500 requests/minute" in warning
     assert "at least 0.6 minutes; 45 of the run's 60 s were spent waiting" in warning
+
+
+def test_the_filter_masks_message_args_traceback_and_stack():
+    from tap_cronofy.redact import SECRETS, RedactingFilter
+
+    SECRETS.add("secret-token-77")
+    try:
+        raise ValueError("with secret-token-77 inside")
+    except ValueError:
+        import sys
+
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "sent %s", ("secret-token-77",), exc_info
+    )
+    record.stack_info = "stack secret-token-77"
+    assert RedactingFilter().filter(record) is True
+    assert record.getMessage() == f"sent {MASK}" and record.args is None
+    assert record.exc_info is None and record.exc_text is not None
+    assert "secret-token-77" not in record.exc_text and "ValueError" in record.exc_text
+    assert record.stack_info == f"stack {MASK}"
+
+
+def test_a_malformed_record_is_passed_on_untouched():
+    from tap_cronofy.redact import RedactingFilter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s %s", ("one",), None)
+    assert RedactingFilter().filter(record) is True
+    assert record.args == ("one",)
+
+
+def test_short_values_are_not_secrets_and_redaction_of_empty_text_is_empty():
+    registry = SecretRegistry()
+    registry.add("abc")
+    registry.add(1234)
+    registry.add("abcd")
+    assert registry.redact("abc abcd") == f"abc {MASK}"
+    assert registry.redact("") == ""
