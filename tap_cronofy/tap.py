@@ -108,12 +108,10 @@ class TapCronofy(Tap):
         """The SDK's streams (sorted by name), free_busy moved first: its answers embed
         each account's userinfo, which checks the token's identity and is the accounts
         stream's record, so the streams after it ask Cronofy less."""
-        streams = super().streams
-        if next(iter(streams), "free_busy") != "free_busy" and "free_busy" in streams:
-            first = streams.pop("free_busy")
-            streams_in_order = {"free_busy": first, **streams}
-            streams.clear()
-            streams.update(streams_in_order)  # the SDK's own cached dict, reordered in place
+        streams = super().streams  # the SDK's own cached dict: reordered in place, once
+        if "free_busy" in streams and next(iter(streams)) != "free_busy":
+            for name in [n for n in streams if n != "free_busy"]:
+                streams[name] = streams.pop(name)  # to the end, after free_busy
         return streams
 
     def checkpoint(self) -> None:

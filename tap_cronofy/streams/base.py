@@ -19,6 +19,7 @@ if t.TYPE_CHECKING:
 
     from tap_cronofy.accounts import Accounts
     from tap_cronofy.client import CronofyClient
+    from tap_cronofy.errors import CronofyAPIError
     from tap_cronofy.report import RunReport
     from tap_cronofy.settings import Settings
 
@@ -75,6 +76,16 @@ class CronofyStream(Stream):
     @property
     def client(self) -> CronofyClient:
         return self.services.client()
+
+    def account_failed(self, account_id: str, error: CronofyAPIError) -> None:
+        """Report an account's failure (once per run: later streams say it was skipped)."""
+        failure, new = self.services.accounts().fail(account_id, error)
+        if new:
+            self.logger.error("Account %s: %s not read: %s", account_id, self.name, failure)
+        else:
+            self.logger.info(
+                "Account %s: %s skipped: it failed earlier in this run.", account_id, self.name
+            )
 
     def get_replication_key_signpost(self, context: Context | None = None) -> None:
         """No signpost: ``last_modified`` is Cronofy's clock, never a future data value."""

@@ -47,8 +47,7 @@ class _PerAccountStream(CronofyStream):
         return None
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        accounts = self.services.accounts()
-        ids = accounts.ids()
+        ids = self.services.accounts().ids()
         prefetcher = OrderedPrefetcher(
             ids, self._records, workers=self.settings.max_parallel_accounts
         )
@@ -59,15 +58,7 @@ class _PerAccountStream(CronofyStream):
                     tally.records += len(records)
                     yield from records
             except CronofyAPIError as exc:
-                failure, new = accounts.fail(account_id, exc)
-                if new:
-                    self.logger.error("Account %s: %s not read: %s", account_id, self.name, failure)
-                else:
-                    self.logger.info(
-                        "Account %s: %s skipped: it failed earlier in this run.",
-                        account_id,
-                        self.name,
-                    )
+                self.account_failed(account_id, exc)
 
     def _records(self, account_id: str) -> Iterator[list[dict]]:
         """In a worker: the account's records, once its answer is known to be its own."""
@@ -97,9 +88,7 @@ class CalendarsStream(_PerAccountStream):
     def records_of(self, account_id: str, body: dict) -> t.Iterable[dict]:
         for calendar in body.get("calendars") or ():
             if isinstance(calendar, dict) and calendar.get("calendar_id"):
-                record = {name: calendar.get(name) for name in CALENDAR_FIELDS}
-                record["account_id"] = account_id
-                yield record
+                yield {**fields(calendar, CALENDAR_FIELDS), "account_id": account_id}
 
 
 class AccountsStream(_PerAccountStream):
@@ -131,7 +120,7 @@ class AccountsStream(_PerAccountStream):
             if profiles is None
             else [
                 {
-                    **{name: p.get(name) for name in PROFILE_FIELDS},
+                    **fields(p, PROFILE_FIELDS),
                     "profile_calendars": [
                         pick(c, CALENDAR_FIELDS)
                         for c in p.get("profile_calendars") or ()
@@ -147,8 +136,11 @@ class AccountsStream(_PerAccountStream):
         }
 
 
-def pick(value: object, names: tuple[str, ...]) -> dict | None:
-    """The named fields of an object (None where absent); None when it is not an object."""
-    if not isinstance(value, dict):
-        return None
+def fields(value: dict, names: tuple[str, ...]) -> dict:
+    """The named fields of an object, None where absent."""
     return {name: value.get(name) for name in names}
+
+
+def pick(value: object, names: tuple[str, ...]) -> dict | None:
+    """``fields`` of an object; None when it is not an object."""
+    return fields(value, names) if isinstance(value, dict) else None

@@ -23,7 +23,6 @@ from tap_cronofy.window import (
     HORIZON,
     SAFE_AHEAD,
     SAFE_BACK,
-    Bounds,
     Read,
     bounds,
     completed,
@@ -54,7 +53,6 @@ class Outcome:
     """What an account's run ends with: its new state and what was read."""
 
     state: dict = field(default_factory=dict)
-    bounds: Bounds | None = None  # what may be emitted, from Cronofy's today
     reads: list[str] = field(default_factory=list)
     pages: int = 0
     records: int = 0
@@ -124,11 +122,7 @@ class FreeBusyStream(CronofyStream):
                     yield from item.records
         except CronofyAPIError as exc:
             # Finish the other accounts; this one's bookmark stays where it was.
-            failure, new = self.services.accounts().fail(account_id, exc)
-            if new:
-                self.logger.error("Account %s was not synced: %s", account_id, failure)
-            else:
-                self.logger.info("Account %s skipped: it failed earlier in this run.", account_id)
+            self.account_failed(account_id, exc)
             return
         if outcome is not None:
             self._save(context, outcome)
@@ -180,7 +174,7 @@ class FreeBusyStream(CronofyStream):
         emitted: set[int] = set()  # keys emitted by this run's earlier queries (they overlap)
         today: pendulum.Date | None = None
         if needs_full_read(state, settings) is not None:
-            today = self._today(account_id)
+            today = self._today(account_id, credential)
             self._warn_if_clamped(today)
         read = first_read(state, settings, today, format_time(_utcnow()))
         if read.kind == "incremental" and today is not None:
@@ -199,13 +193,13 @@ class FreeBusyStream(CronofyStream):
         outcome.state = completed(state, settings, reads, today, format_time(first_reply))
         yield outcome
 
-    def _today(self, account_id: str) -> pendulum.Date:
+    def _today(self, account_id: str, credential: AccountCredential) -> pendulum.Date:
         """Today by Cronofy's clock (the far edge of a full read depends on it); asked of
         Cronofy (a due token refresh, else the account's userinfo, which the accounts stream
         reuses) when no answer of this run has told it yet."""
         now = self.client.server_now()
         if now is None:  # a due token refresh answers with Cronofy's Date too
-            self.services.accounts().credential(account_id).bearer(self.client)
+            credential.bearer(self.client)
             now = self.client.server_now()
         if now is None:
             self.services.accounts().userinfo(account_id)
@@ -260,14 +254,12 @@ class FreeBusyStream(CronofyStream):
                     reply = self.client.get(url, params=params, credential=credential)
                     if first is None:
                         first = reply.server_time
-                        outcome.bounds = bounds(settings, server_date(first, zone))
+                        window_ = bounds(settings, server_date(first, zone))
                     if params is not None:  # a first page: it embeds the userinfo
                         userinfo = reply.body.get("userinfo")
                         sub = userinfo.get("sub") if isinstance(userinfo, dict) else None
                         accounts.verify(account_id, sub)
                         accounts.remember_userinfo(account_id, userinfo)
-                    window_ = outcome.bounds
-                    assert window_ is not None  # set with `first`
                     watermark = format_time(first)
                     records = []
                     for period in reply.body.get("free_busy") or ():

@@ -139,9 +139,15 @@ def test_without_refresh_credentials_a_401_fails_the_account():
         accounts.credential("acc_a")
 
 
-def test_a_token_is_refreshed_again_shortly_before_it_expires(monkeypatch):
-    clock = [1000.0]
-    monkeypatch.setattr("tap_cronofy.accounts.time.time", lambda: clock[0])
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The accounts module's clock, set by the test."""
+    now = [1000.0]
+    monkeypatch.setattr("tap_cronofy.accounts.time.time", lambda: now[0])
+    return now
+
+
+def test_a_token_is_refreshed_again_shortly_before_it_expires(clock):
     accounts, client, _ = make(
         {"accounts": ENTRIES, **APP},
         {
@@ -161,9 +167,8 @@ def test_a_token_is_refreshed_again_shortly_before_it_expires(monkeypatch):
     assert credential.refresh_count == 2
 
 
-def test_a_short_lived_token_is_refreshed_at_half_its_life(monkeypatch):
-    clock = [0.0]
-    monkeypatch.setattr("tap_cronofy.accounts.time.time", lambda: clock[0])
+def test_a_short_lived_token_is_refreshed_at_half_its_life(clock):
+    clock[0] = 0.0
     accounts, client, _ = make(
         {"accounts": ENTRIES, **APP},
         {
