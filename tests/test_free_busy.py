@@ -248,6 +248,7 @@ def test_stale_token_costs_one_refresh_per_account_and_no_401(sim):
     body = json.loads(refreshes[0]["body"])
     assert body["grant_type"] == "refresh_token" and body["client_id"] == sim.client_id
     assert all(r["authorization"] is None for r in refreshes), "no Bearer on the token call"
+    assert [r["status"] for r in refreshes] == [200] * len(sim.accounts)
     assert [r for r in sim.requests if r["status"] == 401] == [], "no avoidable 401"
     assert {k for k in expected_first_sync(sim) if k[0] == account_id} == {
         k for k in run.record_keys() if k[0] == account_id

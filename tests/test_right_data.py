@@ -10,6 +10,7 @@ import json
 import pytest
 
 from tests.helpers import expected_first_sync, run_tap, tap_config
+from tests.test_config import tap_cli
 
 ALL = ["free_busy", "calendars", "accounts", "scheduling_requests"]
 PER_ACCOUNT = ["free_busy", "calendars", "accounts"]
@@ -219,6 +220,10 @@ def test_calendars_are_keyed_by_account_and_keep_no_account_state(sim):
     assert run.returncode == 0, run.stderr
     schema = next(m for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == "calendars")
     assert schema["key_properties"] == ["account_id", "calendar_id"]
+    # (that came from catalog.json; discovery, from the code, says the same)
+    discovered = json.loads(tap_cli("--discover").stdout)["streams"]
+    calendars = next(s for s in discovered if s["tap_stream_id"] == "calendars")
+    assert calendars["key_properties"] == ["account_id", "calendar_id"]
     assert "partitions" not in run.state["bookmarks"].get("calendars", {})
     assert "partitions" not in run.state["bookmarks"].get("accounts", {})
     expected = {(a.account_id, c) for a in sim.accounts.values() for c in a.calendars}

@@ -329,7 +329,7 @@ def test_ids_are_sorted_and_need_no_request():
 def rotating(tmp_path, text: str, name: str = "accounts.json", **config):
     path = tmp_path / name
     path.write_text(text)
-    path.chmod(0o600)
+    path.chmod(0o640)  # not mkstemp's 0o600: the mode must be copied
     accounts, _client, _ = make(
         {"accounts_file": str(path), **APP, **config},
         {
@@ -346,7 +346,7 @@ def test_a_rotated_refresh_token_is_written_back_to_a_json_file(tmp_path):
     saved = json.loads(path.read_text())
     assert saved[0] == {"account_id": "acc_a", "access_token": "token-a", "refresh_token": "rt-new"}
     assert saved[1] == ENTRIES[1], "the other entries are untouched"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["accounts.json"], "no temporary file left"
 
 
