@@ -467,7 +467,7 @@ def secrets_of_input(config: t.Any, environ: t.Mapping[str, str]) -> list[str]:
         value = environ.get(f"TAP_CRONOFY_{name.upper()}")
         if value is not None:
             env[name] = value
-            if spec.get("type") == "array" or "array" in spec.get("type", []):
+            if "array" in spec["type"]:  # a list of type names (or one name)
                 try:
                     env[name] = json.loads(value)
                 except ValueError:
@@ -482,9 +482,7 @@ def secrets_of_input(config: t.Any, environ: t.Mapping[str, str]) -> list[str]:
                 continue
         if not isinstance(source, t.Mapping):
             continue
-        found.extend(secret_values(source))
-        if isinstance(source.get("accounts"), str):
-            found.append(source["accounts"])
+        found.extend(secret_values(source))  # an `accounts` given as text included
         with contextlib.suppress(Exception):  # an unreadable file is reported by check()
             found.extend(secret_values({"accounts": account_entries(source)}))
     return found

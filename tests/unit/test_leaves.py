@@ -219,3 +219,34 @@ def test_short_values_are_not_secrets_and_redaction_of_empty_text_is_empty():
     registry.add("abcd")
     assert registry.redact("abc abcd") == f"abc {MASK}"
     assert registry.redact("") == ""
+
+
+def test_install_log_redaction_wraps_the_record_factory_once(monkeypatch):
+    from tap_cronofy import redact
+
+    original = logging.getLogRecordFactory()
+    monkeypatch.setattr(redact, "_installed", False)  # as in a fresh process
+    logging.setLogRecordFactory(logging.LogRecord)  # ... with logging's own factory
+    try:
+        redact.install_log_redaction()
+        installed = logging.getLogRecordFactory()
+        assert installed is not logging.LogRecord
+        redact.install_log_redaction()
+        assert logging.getLogRecordFactory() is installed, "installed once, not wrapped twice"
+        redact.SECRETS.add("factory-secret-1")
+        record = installed("n", logging.INFO, __file__, 1, "x %s", ("factory-secret-1",), None)
+        assert record.getMessage() == f"x {MASK}"
+    finally:
+        logging.setLogRecordFactory(original)
+
+
+def test_an_empty_registry_redacts_nothing():
+    assert SecretRegistry().redact("plain text") == "plain text"
+
+
+def test_a_secret_inside_a_longer_one_never_splits_it():
+    """Longest first, whatever their alphabetical order: the longer secret is masked whole."""
+    registry = SecretRegistry()
+    registry.add("abc-token-1")
+    registry.add("0-abc-token-1-x")
+    assert registry.redact("0-abc-token-1-x and abc-token-1") == f"{MASK} and {MASK}"

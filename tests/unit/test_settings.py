@@ -146,6 +146,7 @@ def test_an_accounts_file_is_checked_like_the_setting(tmp_path):
 def test_defaults_apply_and_accounts_are_sorted():
     s = Settings.from_config({"accounts": [TWO, ONE], **APP})
     assert [a.account_id for a in s.accounts] == ["acc_1", "acc_2"]
+    assert [a.access_token for a in s.accounts] == ["token-aaaa", "token-bbbb"]
     assert s.has_account_list and s.accounts_file is None
     assert s.api_base == "https://api.cronofy.com"
     assert s.tzid == "Etc/UTC" and s.lookback_seconds == 600.0
@@ -278,7 +279,161 @@ def test_per_account_streams_need_an_account():
 def test_scheduling_requests_need_a_secret_when_there_are_ids():
     s = Settings.from_config({"scheduling_request_ids": ["srq_1"]})
     (error,) = st.selection_errors(s, {"scheduling_requests"})
-    assert "neither `scheduler_client_secret` nor `client_secret`" in error
+    assert error == (
+        "scheduling_request_ids are set but neither `scheduler_client_secret` nor "
+        "`client_secret` is: the scheduling request query needs the client_secret "
+        "of an Internal Application as its Bearer token."
+    )
     assert st.selection_errors(s, {"free_busy"}) != []  # no account
     ok = Settings.from_config({"scheduling_request_ids": ["srq_1"], "client_secret": "cs-1"})
     assert st.selection_errors(ok, {"scheduling_requests"}) == []
+
+
+# The schema's building blocks (called at import: tested here by calling them again)
+
+
+def test_seconds_accept_numbers_and_numeric_strings_from_zero_or_above_zero():
+    from jsonschema import Draft202012Validator
+
+    zero_ok = st._seconds().to_dict()
+    assert zero_ok["type"] == ["number", "string", "null"]
+    assert zero_ok["minimum"] == 0 and "exclusiveMinimum" not in zero_ok
+    positive = st._seconds(positive=True).to_dict()
+    assert positive["exclusiveMinimum"] == 0 and "minimum" not in positive
+
+    def ok(schema: dict, value: object) -> bool:
+        return Draft202012Validator(schema).is_valid(value)
+
+    for value in (0, 0.0, "0", "0.0", 2, "2", "2.5", "10"):
+        assert ok(zero_ok, value), value
+    for value in (-1, "-1", "abc", "1e3", "", " 1", "1."):
+        assert not ok(zero_ok, value), value
+    for value in (0.5, "0.5", ".5", "1", "10", "10.25", "05"):
+        assert ok(positive, value), value
+    for value in (0, "0", "0.0", "00", ".0", "-1", "x"):
+        assert not ok(positive, value), value
+
+
+def test_ids_are_non_blank_strings_without_whitespace():
+    schema = st._ids().to_dict()
+    assert schema["items"]["pattern"] == r"^\S+$" and "array" in schema["type"]
+
+
+def test_zone_names_come_from_the_zone_database_plus_utc_aliases(monkeypatch):
+    monkeypatch.setattr(st, "_ZONES", set())  # as on a fresh start: the cache is filled
+    assert st.valid_zone("UTC") and st.valid_zone("Etc/UTC") and st.valid_zone("Asia/Tokyo")
+    assert "Europe/Paris" in st._ZONES and "UTC" in st._ZONES
+    assert not st.valid_zone("Not/AZone")
+
+
+def test_a_zone_listed_but_not_loadable_is_refused(monkeypatch):
+    monkeypatch.setattr(st, "_ZONES", {"Fake/Listed"})
+    assert not st.valid_zone("Fake/Listed")
+
+
+# What each error says, whole: the setting and what to do
+
+
+def test_the_whole_messages_of_cross_field_rules():
+    assert check({"accounts": [ONE], "refresh_token": "rt-x", **APP}) == [
+        "`refresh_token` is set beside `accounts`/`accounts_file`: it belongs to one "
+        "account, so it cannot serve every entry. Put each account's refresh_token in "
+        "its entry and unset `refresh_token`."
+    ]
+    assert check({"accounts": [TWO]}) == [
+        f"A refresh token is set but `{name}` is missing: tokens cannot be refreshed without "
+        "the OAuth application's client_id and client_secret."
+        for name in ("client_id", "client_secret")
+    ]
+    assert check({"batch_config": {"encoding": {}}}) == [
+        "`batch_config` is not supported: with BATCH messages the SDK writes state before "
+        "the target has loaded the batch, so a bookmark could get ahead of the warehouse."
+    ]
+
+
+def test_inline_accounts_are_left_to_the_schema():
+    """The schema reports an incomplete inline entry; check() adds nothing of its own
+    (the file checks are for accounts_file only)."""
+    assert check({"accounts": [{"account_id": "acc_1"}]}) == []
+    assert check({"accounts": [ONE], "accounts_file": "/nonexistent.json"}) == []
+    assert check({"accounts": [{"account_id": "acc_1"}], "accounts_file": "/x.json"}) == []
+
+
+def test_an_accounts_file_with_a_non_object_entry_is_reported_not_crashed(tmp_path):
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps(["acc_1", ONE]))
+    errors = check({"accounts_file": str(path)})
+    assert errors == ["`accounts_file`: 'acc_1' is not of type 'object' in entry [0]"]
+
+
+def test_account_entries_says_what_the_file_must_hold(tmp_path):
+    path = tmp_path / "accounts.json"
+    path.write_text('"just a string"')
+    with pytest.raises(ValueError) as caught:
+        st.account_entries({"accounts_file": str(path)})
+    assert str(caught.value) == (
+        "it must hold a list of {account_id, access_token, refresh_token?} objects"
+    )
+
+
+def test_parse_date_names_what_it_got():
+    with pytest.raises(ValueError) as caught:
+        st.parse_date("10:30")
+    assert str(caught.value) == "not a date: '10:30'"
+
+
+def test_every_number_setting_is_parsed():
+    s = Settings.from_config(
+        {
+            "max_retries": "3",
+            "backoff_factor_seconds": "0.25",
+            "max_retry_wait_seconds": "9",
+            "requests_per_second": 7,
+            "requests_per_minute": 70,
+            "max_parallel_accounts": 2,
+            "full_resync_days": 3,
+        }
+    )
+    assert (s.max_retries, s.backoff_factor_seconds, s.max_retry_wait_seconds) == (3, 0.25, 9.0)
+    assert (s.requests_per_second, s.requests_per_minute, s.max_parallel_accounts) == (7, 70, 2)
+    assert s.full_resync_days == 3
+    assert isinstance(s.max_retries, int) and isinstance(s.max_retry_wait_seconds, float)
+
+
+def test_only_slashes_are_stripped_from_the_api_url():
+    assert Settings.from_config({"api_url": "http://BOX//"}).api_base == "http://BOX"
+
+
+def test_an_unreadable_ids_file_is_a_selection_error(tmp_path):
+    s = Settings.from_config(
+        {"scheduling_request_ids_file": str(tmp_path), "client_secret": "cs-1"}
+    )
+    (error,) = st.selection_errors(s, {"scheduling_requests"})
+    assert error.startswith("`scheduling_request_ids_file` cannot be read: ")
+    assert str(tmp_path) in error
+
+
+@pytest.mark.parametrize("stream", ["free_busy", "calendars", "accounts"])
+def test_each_per_account_stream_needs_an_account(stream):
+    (error,) = st.selection_errors(Settings.from_config({}), {stream, "scheduling_requests"})
+    assert error.startswith(f"{stream} selected but no account is configured")
+
+
+def test_secrets_of_input_keeps_looking_past_what_it_cannot_read(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    found = st.secrets_of_input(
+        [str(broken), {"accounts_file": "/nonexistent.json"}, {"client_secret": "later-1"}], {}
+    )
+    assert found == ["later-1"]
+
+
+def test_secrets_of_input_takes_string_values_as_they_are():
+    """A token that happens to be valid JSON (digits, quotes) stays the string it is."""
+    env = {"TAP_CRONOFY_ACCESS_TOKEN": "12345678", "TAP_CRONOFY_CLIENT_SECRET": '"quoted"'}
+    found = st.secrets_of_input(None, env)
+    assert sorted(found) == sorted(["12345678", '"quoted"'])
+
+
+def test_secrets_of_input_masks_an_accounts_value_given_as_text():
+    assert st.secrets_of_input({"accounts": "[broken token-y"}, {}) == ["[broken token-y"]
