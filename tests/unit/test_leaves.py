@@ -75,16 +75,20 @@ def test_requests_in_flight_count_until_answered():
     second.__enter__()
     clock.now = 5.0  # long past the window, but neither answer is back
     waits: list[float] = []
-    limiter._cond.wait = lambda timeout=None: (
+
+    def answered_meanwhile(timeout: float | None = None) -> bool:
         waits.append(timeout)
-        or second.__exit__(  # type: ignore[method-assign]
-            None, None, None
-        )
-    )
+        clock.now += 0.25  # the second answer arrives a quarter second later
+        second.__exit__(None, None, None)
+        return True
+
+    limiter._cond.wait = answered_meanwhile  # type: ignore[method-assign]
+    limiter.waited_seconds = 10.0  # waited earlier in the run
     with limiter.request():
-        # the answer came back at 5.0 and holds its place for a window from then
-        assert clock.now == pytest.approx(6.0)
+        # the answer came back at 5.25 and holds its place for a window from then
+        assert clock.now == pytest.approx(6.25)
     assert waits == [1.0], "the third waited for an answer, not for time"
+    assert limiter.waited_seconds == pytest.approx(11.25), "both pauses are added"
     first.__exit__(None, None, None)
 
 
@@ -250,3 +254,34 @@ def test_a_secret_inside_a_longer_one_never_splits_it():
     registry.add("abc-token-1")
     registry.add("0-abc-token-1-x")
     assert registry.redact("0-abc-token-1-x and abc-token-1") == f"{MASK} and {MASK}"
+
+
+def test_prefetcher_defaults_and_daemon_workers():
+    def produce(key: str):
+        yield key
+
+    prefetcher = OrderedPrefetcher(["a", "b", "c"], produce, workers=1)
+    assert [q.maxsize for q in prefetcher._queues.values()] == [2, 2, 2]
+    assert len(prefetcher._threads) == 1 and prefetcher._lookahead == 1
+    assert all(t.daemon for t in prefetcher._threads), "a stuck worker never blocks exit"
+    assert [t.name for t in prefetcher._threads] == ["cronofy-prefetch-0"]
+    with prefetcher._cond:  # one worker: one key ahead of the consumer, no more
+        assert prefetcher._cond.wait_for(
+            lambda: prefetcher.idle == 1 or prefetcher._next_key > 1, timeout=10
+        )
+        assert prefetcher._next_key == 1
+    assert [i for k in "abc" for i in prefetcher.items(k)] == ["a", "b", "c"]
+
+
+def test_prefetcher_workers_end_cleanly_after_the_last_key(monkeypatch):
+    failures: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+
+    def produce(key: str):
+        yield key
+
+    prefetcher = OrderedPrefetcher(["a", "b"], produce, workers=4)
+    assert [i for k in "ab" for i in prefetcher.items(k)] == ["a", "b"]
+    for thread in prefetcher._threads:
+        thread.join(10)
+    assert failures == []

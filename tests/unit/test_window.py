@@ -339,3 +339,53 @@ def test_the_fingerprint_is_stable_across_releases():
         )
         == "8328810d60db0b15"
     )
+
+
+def test_different_end_dates_are_different_scopes():
+    a = w.scope_fingerprint(settings(end_date="2027-01-01"))
+    assert a != w.scope_fingerprint(settings(end_date="2027-02-01"))
+
+
+def test_the_scope_change_reason_names_the_settings():
+    state = {"replication_key_value": BOOKMARK, w.HORIZON: "2027-06-19", w.SCOPE: "0" * 16}
+    assert w.needs_full_read(state, settings()) == (
+        "the query scope changed (calendar_ids, include_managed, localized_times, "
+        "start_date, end_date or tzid)"
+    )
+
+
+def test_a_window_of_no_days_after_clamping_is_not_read():
+    """start_date at the far edge: from == to would be refused by Cronofy."""
+    s = settings(start_date="2027-06-19", end_date="2027-07-01")
+    assert w.window(s, TODAY) == (pendulum.Date(2027, 6, 19), pendulum.Date(2027, 6, 19))
+    assert w.full_read(s, TODAY, reason="first sync") is None
+
+
+def test_a_periodic_reread_not_yet_due_leaves_the_slice():
+    s = settings(full_resync_days=7)
+    due = [d for d in range(7) if w.resync_due("2026-11-30", "acc_1", TODAY.add(days=d), 7)]
+    quiet_day = TODAY.add(days=next(d for d in range(1, 7) if d not in due))
+    state = state_after(s, horizon="2027-06-17", full_read=TODAY.isoformat())
+    first = w.first_read(state, s, None, NOW)
+    extra = w.follow_up(state, s, "acc_1", quiet_day, first)
+    assert extra is not None and extra.kind == "horizon"
+
+
+def test_each_accounts_reread_day_is_stable_across_releases():
+    """Changing the slot moves every account's re-read day once: keep it."""
+    due = [d for d in range(7) if w.resync_due("2026-11-30", "acc_1", TODAY.add(days=d), 7)]
+    assert due == [5]
+
+
+def test_times_are_utc_whatever_the_hosts_zone(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        read = w.incremental_read(settings(lookback_seconds=0), "2026-11-30T11:00:00+01:00")
+        assert read.params["last_modified"] == "2026-11-30T10:00:00Z"
+        assert w.bounds(settings(), TODAY).upper == "2027-06-19T00:00:00Z"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
