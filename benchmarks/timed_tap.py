@@ -49,8 +49,9 @@ def main() -> None:
     setattr(FreeBusyStream, "_write_record_message", counting)  # noqa: B010
     started, cpu = time.perf_counter(), time.process_time()
     tap.sync_all()
-    if flush := getattr(tap.message_writer, "flush", None):
-        flush()
+    writer = tap.message_writer  # the tap's writer holds its last STATE until finish()
+    if end := getattr(writer, "finish", None) or getattr(writer, "flush", None):
+        end()
     sys.stdout.flush()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     os.dup2(real_stdout, 1)

@@ -174,12 +174,10 @@ def main() -> None:
         print(f"\n  chart written to {picture.relative_to(ROOT)}")
         heading("State in Meltano's system database")
         for label, state in (("after run 1", before), ("after run 2", after)):
-            partitions = state["singer_state"]["bookmarks"]["free_busy"]["partitions"]
+            accounts = state["singer_state"]["bookmarks"]["free_busy"]["accounts"]
             print(
                 f"  {label}: "
-                + ", ".join(
-                    f"{p['context']['account_id']}={p['replication_key_value']}" for p in partitions
-                )
+                + ", ".join(f"{a}={s['replication_key_value']}" for a, s in accounts.items())
             )
     finally:
         sim.stop()

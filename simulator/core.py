@@ -142,6 +142,7 @@ class Account:
     zoneinfo: str = "Europe/London"
     token_issued: float = 0.0  # simulator clock; the access token expires token_lifetime later
     series: dict[str, Series] = field(default_factory=dict)
+    calendar_names: dict[str, str] = field(default_factory=dict)  # renamed calendars
 
 
 @dataclass
@@ -431,6 +432,21 @@ class Simulator:
             event = Event(last_modified=self.now() - self.sync_lag, **values)
             account.events[(event.calendar_id, event.event_uid)] = event
             return event
+
+    def add_calendar(self, account_id: str, name: str = "Projects") -> str:
+        """A new calendar on the account (as when its owner creates one); its id."""
+        with self.lock:
+            account = self.accounts[account_id]
+            calendar_id = f"cal_{account_id[4:]}_{len(account.calendars)}@sim"
+            account.calendars.append(calendar_id)
+            account.calendar_names[calendar_id] = name
+            return calendar_id
+
+    def rename_calendar(self, account_id: str, calendar_id: str, name: str) -> None:
+        with self.lock:
+            account = self.accounts[account_id]
+            assert calendar_id in account.calendars, calendar_id
+            account.calendar_names[calendar_id] = name
 
     def create_series(self, account_id: str, **values: t.Any) -> Series:  # values: JSON
         with self.lock:
@@ -804,7 +820,9 @@ class Simulator:
                     "profile_id": f"pro_{account.account_id[4:]}",
                     "profile_name": account.email,
                     "calendar_id": calendar_id,
-                    "calendar_name": ["Work", "Personal", "Holidays"][number % 3],
+                    "calendar_name": account.calendar_names.get(
+                        calendar_id, ["Work", "Personal", "Holidays"][number % 3]
+                    ),
                     "calendar_readonly": readonly,
                     "calendar_deleted": False,
                     "calendar_primary": number == 0,

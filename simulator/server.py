@@ -236,6 +236,13 @@ class Handler(BaseHTTPRequestHandler):
                 return {"created": [e.event_uid for e in made]}
             account_id = data.pop("account_id")
             return dataclasses.asdict(sim.create_event(account_id, **data))
+        if head == "calendars" and method == "POST":
+            return {
+                "calendar_id": sim.add_calendar(data["account_id"], data.get("name", "Projects"))
+            }
+        if head == "calendars" and method == "PATCH":
+            sim.rename_calendar(parts[1], parts[2], data["name"])
+            return {"ok": True}
         if head == "series" and method == "POST":
             account_id = data.pop("account_id")
             return dataclasses.asdict(sim.create_series(account_id, **data))

@@ -337,6 +337,13 @@ class Accounts:
         self._userinfo[account_id] = body
         return body
 
+    def known_userinfo(self, account_id: str) -> dict | None:
+        """The account's userinfo if this run already has it (embedded, or looked up), its
+        identity checked; None when it would take a request."""
+        if account_id not in self._verified:
+            return None
+        return self._userinfo.get(account_id)
+
     def remember_userinfo(self, account_id: str, userinfo: object) -> None:
         """Keep an embedded userinfo (already checked by ``verify``) for the accounts stream."""
         if isinstance(userinfo, dict):

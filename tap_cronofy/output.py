@@ -1,4 +1,4 @@
-"""Singer output through msgspec, buffered by the tap and written out at each STATE message."""
+"""Singer output through msgspec, buffered, with a bounded number of STATE messages per run."""
 
 from __future__ import annotations
 
@@ -9,10 +9,27 @@ import typing as t
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib.encoding.simple import StateMessage
 
+# STATE messages during a stream: after each of this many equal parts of its accounts (plus
+# the final one). A run writes at most this many copies of its state however long it is,
+# and a run killed halfway loses at most one part's progress.
+CHECKPOINTS = 4
+
+
+def checkpoint_due(done: int, total: int, parts: int = CHECKPOINTS) -> bool:
+    """Whether finishing the ``done``-th of ``total`` accounts completes one of ``parts``
+    equal parts, other than the last (the stream's own final STATE covers that one)."""
+    return 0 < done < total and done * parts // total > (done - 1) * parts // total
+
 
 class StateFlushingWriter(MsgSpecWriter):
-    """msgspec lines collected in a buffer of our own and written out at each STATE message
-    (and every 256 KiB), rather than one system call per record.
+    """msgspec lines collected in a buffer of our own, written out every 256 KiB and at each
+    STATE message, rather than one system call per record.
+
+    During a run (``hold_states``), the STATE messages the SDK writes (after every stream)
+    are held back, and only the latest goes out: at a checkpoint the tap asks for
+    (``write_state_now``) or when the run ends (``finish``). A run thus writes a few copies
+    of its state, not one per stream or per interval, and each one still covers only
+    records already written: the state object only ever advances past emitted records.
 
     Our own buffer because stdout is often unbuffered (PYTHONUNBUFFERED is common in
     containers and schedulers). A STATE line never reaches the target before the records
@@ -24,11 +41,36 @@ class StateFlushingWriter(MsgSpecWriter):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending = bytearray()
-        atexit.register(self.flush)
+        self._held: StateMessage | None = None
+        self.hold_states = False
+        self.states_written = 0
+        atexit.register(self.finish)
 
     def write_message(self, message: t.Any) -> None:
+        if isinstance(message, StateMessage) and self.hold_states:
+            self._held = message  # the live state: serialised when it goes out
+            self.flush()  # the records so far go out at once, as without holding
+            return
         self._pending += self.format_message(message)
-        if isinstance(message, StateMessage) or len(self._pending) >= self.FLUSH_BYTES:
+        if isinstance(message, StateMessage):
+            self.states_written += 1
+            self.flush()
+        elif len(self._pending) >= self.FLUSH_BYTES:
+            self.flush()
+
+    def write_state_now(self, state: t.Mapping[str, t.Any]) -> None:
+        """A STATE message now, with the records before it."""
+        self._held = None
+        self._pending += self.format_message(StateMessage(value=dict(state)))
+        self.states_written += 1
+        self.flush()
+
+    def finish(self) -> None:
+        """The held STATE message, if any, and everything buffered."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self.write_state_now(held.value)
+        else:
             self.flush()
 
     def flush(self) -> None:

@@ -45,6 +45,8 @@ class RunReport:
                 )
                 if tally.collisions:
                     line += f", {tally.collisions} key collisions"
+            elif reads:
+                line += f" (reads: {reads})"
             lines.append(line + ".")
         failed = len(self.failed_accounts)
         lines.append(

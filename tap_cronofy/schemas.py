@@ -154,6 +154,12 @@ CALENDAR_FIELDS = tuple(p.name for p in _CALENDAR_PROPERTIES)
 CALENDAR = th.PropertiesList(
     th.Property("account_id", th.StringType, required=True, description="Owning account"),
     *_CALENDAR_PROPERTIES,
+    th.Property(
+        "last_modified",
+        th.DateTimeType,
+        required=True,
+        description="When the tap first saw this version of the calendar, by Cronofy's clock",
+    ),
 ).to_dict()
 
 ACCOUNT = th.PropertiesList(

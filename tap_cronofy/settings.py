@@ -223,6 +223,21 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         default=8,
         description="Accounts fetched concurrently; records stay in account order",
     ),
+    th.Property(
+        "max_requests_per_run",
+        th.IntegerType(minimum=0),
+        default=0,
+        description="Per-run request budget: once a run has made this many requests, no "
+        "further account is started (those in progress finish) and the rest wait for the next "
+        "run, which serves the stalest accounts first; 0 = no budget",
+    ),
+    th.Property(
+        "max_run_minutes",
+        _seconds(),
+        default=0,
+        description="Per-run time budget, in minutes: after this long, no further account "
+        "is started, as with max_requests_per_run; 0 = no budget",
+    ),
 ).to_dict()
 for _name in ("calendar_ids", "scheduling_request_ids"):
     CONFIG_SCHEMA["properties"][_name]["uniqueItems"] = True
@@ -287,6 +302,8 @@ class Settings:
     requests_per_second: int
     requests_per_minute: int
     max_parallel_accounts: int
+    max_requests_per_run: int = 0
+    max_run_minutes: float = 0.0
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
@@ -336,6 +353,8 @@ class Settings:
             requests_per_second=int(value["requests_per_second"]),
             requests_per_minute=int(value["requests_per_minute"]),
             max_parallel_accounts=int(value["max_parallel_accounts"]),
+            max_requests_per_run=int(value["max_requests_per_run"]),
+            max_run_minutes=float(value["max_run_minutes"]),
         )
 
     def scheduling_request_ids(self) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import os
 import sys
@@ -15,9 +16,10 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_cronofy.accounts import Accounts
+from tap_cronofy.budget import RunBudget
 from tap_cronofy.client import CronofyClient
 from tap_cronofy.errors import CronofyAPIError
-from tap_cronofy.output import StateFlushingWriter
+from tap_cronofy.output import StateFlushingWriter, checkpoint_due
 from tap_cronofy.redact import SECRETS, install_log_redaction
 from tap_cronofy.report import RunReport, quota_warning
 from tap_cronofy.settings import (
@@ -37,10 +39,6 @@ from tap_cronofy.streams.base import Services
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
-
-# Between accounts, a STATE message at most this often (plus the SDK's final one): STATE
-# volume stays proportional to the final state, not to accounts squared.
-STATE_INTERVAL_SECONDS = 30.0
 
 
 class TapCronofy(Tap):
@@ -66,7 +64,6 @@ class TapCronofy(Tap):
         for secret in secrets_of_input(kwargs.get("config"), os.environ):
             SECRETS.add(secret)
         self.report = RunReport()
-        self._last_checkpoint = time.monotonic()
         super().__init__(*args, **kwargs)
         for secret in secrets_of_input(dict(self.config), {}):
             SECRETS.add(secret)
@@ -88,12 +85,22 @@ class TapCronofy(Tap):
     def accounts(self) -> Accounts:
         return Accounts(self.settings, self.client, self.logger, self.report)
 
+    @cached_property
+    def budget(self) -> RunBudget:
+        settings = self.settings
+        return RunBudget(
+            settings.max_requests_per_run,
+            settings.max_run_minutes,
+            spent=lambda: self.client.request_count,
+        )
+
     def discover_streams(self) -> list[Stream]:
         services = Services(
             settings=lambda: self.settings,
             client=lambda: self.client,
             accounts=lambda: self.accounts,
             report=self.report,
+            budget=lambda: self.budget,
             checkpoint=self.checkpoint,
         )
         return [
@@ -114,11 +121,11 @@ class TapCronofy(Tap):
                 streams[name] = streams.pop(name)  # to the end, after free_busy
         return streams
 
-    def checkpoint(self) -> None:
-        """A STATE message between partitions, at most every STATE_INTERVAL_SECONDS."""
-        if time.monotonic() - self._last_checkpoint >= STATE_INTERVAL_SECONDS:
-            self.state_writer.write_state(self.state)
-            self._last_checkpoint = time.monotonic()
+    def checkpoint(self, done: int, total: int) -> None:
+        """A STATE message when the ``done``-th of a stream's ``total`` accounts completes
+        a part of the run (``checkpoint_due``)."""
+        if checkpoint_due(done, total):
+            self.message_writer.write_state_now(self.state)  # type: ignore[attr-defined]
 
     def run(self) -> int:
         """Sync the selected streams; the exit code: 0, or 1 when anything failed."""
@@ -130,6 +137,7 @@ class TapCronofy(Tap):
             return 1
         code = 0
         started = time.monotonic()
+        self.message_writer.hold_states = True  # type: ignore[attr-defined]  # ours: see output
         try:
             self.sync_all()
         except CronofyAPIError as exc:
@@ -139,7 +147,7 @@ class TapCronofy(Tap):
             self.logger.error("%s", exc)
             code = 1
         finally:
-            self.message_writer.flush()  # type: ignore[attr-defined]  # StateFlushingWriter
+            self.message_writer.finish()  # type: ignore[attr-defined]  # StateFlushingWriter
         if "client" in self.__dict__:  # a sync that reached Cronofy
             for line in self.report.summary_lines(
                 self.client.limiter.waited_seconds, self.client.request_count
@@ -154,6 +162,9 @@ class TapCronofy(Tap):
                 elapsed=time.monotonic() - started,
             ):
                 self.logger.warning(warning)
+            now = dt.datetime.now(dt.timezone.utc)
+            if "budget" in self.__dict__ and (waited := self.budget.summary(now)):
+                self.logger.warning(waited)
         if failed := self.report.failed_accounts:
             for account_id, reason in sorted(failed.items()):
                 self.logger.error("FAILED account %s: %s", account_id, reason)

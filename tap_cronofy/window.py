@@ -26,11 +26,16 @@ DAYS_AHEAD = 201  # ... to 201 days ahead of today, `to` exclusive
 SAFE_AHEAD = DAYS_AHEAD - 1
 SAFE_BACK = DAYS_BACK - 1  # likewise for a `from` sent because of start_date
 
-# Keys of an account's partition state besides the SDK's bookmark.
+ACCOUNTS = "accounts"  # free_busy's stream state: one entry per account, by account id
+# Keys of an account's state besides the SDK's bookmark name.
 HORIZON = "horizon"  # the window has been read up to this date (exclusive)
 SCOPE = "scope"  # fingerprint of the settings that decide what a query returns
 FULL_READ = "full_read"  # date of the last whole-window read
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# Keys of an account's calendars state.
+READ_ON = "read_on"  # the day (in tzid, by Cronofy's clock) its calendars were last read
+CALENDARS = "calendars"  # calendar_id -> fingerprint of the record last emitted
+LAST_RUN = "last_run"  # calendars' stream state: when its previous run started
 
 
 @dataclass(frozen=True)
@@ -204,7 +209,6 @@ def completed(
     """The partition state an account's run leaves once all its ``reads`` completed:
     the bookmark, how far the window has been read, the scope, the last full read."""
     new = {
-        "replication_key": "last_modified",
         "replication_key_value": watermark,
         SCOPE: scope_fingerprint(settings),
     }
@@ -221,6 +225,65 @@ def completed(
     if last_full is not None:
         new[FULL_READ] = last_full
     return new
+
+
+def stalest_first(ids: t.Sequence[str], states: t.Mapping[str, t.Mapping[str, t.Any]]) -> list[str]:
+    """The order a run serves accounts in: never synced first, then the oldest bookmark, so
+    that a run cut short by its budget leaves the freshest accounts for the next one (and
+    no account waits two runs in a row behind fresher ones). Ties keep ``ids``' order."""
+    return sorted(ids, key=lambda a: (states.get(a) or {}).get("replication_key_value") or "")
+
+
+def calendar_slot(account_id: str) -> int:
+    """The hour (1 to 23, in tzid) from which an account's calendars are re-read each day:
+    spread over the day, and never at midnight, when free_busy's horizon slice is read."""
+    return 1 + int(hashlib.sha256(account_id.encode()).hexdigest(), 16) % 23
+
+
+def calendars_due(
+    state: t.Mapping[str, t.Any] | None,
+    account_id: str,
+    today: pendulum.Date,
+    hour: int,
+    gap_hours: float,
+    seen: t.Iterable[str],
+) -> str | None:
+    """Why an account's calendars are read this run, or None. At once when free_busy read
+    periods of a calendar not read before (``seen``); else once a day, on the first run at
+    or after the account's ``calendar_slot`` hour, or on the day's last run when the slot is
+    later than that (``gap_hours`` since the previous run: the next run is tomorrow)."""
+    if not state or READ_ON not in state:
+        return "first read"
+    known = state.get(CALENDARS) or {}
+    if unknown := sorted(c for c in seen if c not in known):
+        return f"free_busy read periods of {len(unknown)} calendar(s) not read before"
+    if state[READ_ON] >= today.isoformat():
+        return None
+    if hour >= calendar_slot(account_id):
+        return "daily re-read"
+    if hour + gap_hours >= 24:
+        return "daily re-read (no later run expected today)"
+    return None
+
+
+def run_gap_hours(previous: str | None, now: dt.datetime) -> float:
+    """Hours since the previous run started (24 when unknown: as if runs were daily)."""
+    if not previous:
+        return 24.0
+    then = dt.datetime.fromisoformat(previous.replace("Z", "+00:00"))
+    return max(0.0, (now - then).total_seconds() / 3600)
+
+
+def calendar_changes(
+    state: t.Mapping[str, t.Any] | None,
+    today: pendulum.Date,
+    calendars: t.Mapping[str, str],
+) -> tuple[list[str], dict[str, t.Any]]:
+    """From a read's calendars (calendar_id -> fingerprint): the ids to emit (new or
+    changed) and the account's new calendars state (calendars no longer listed drop out)."""
+    known = (state or {}).get(CALENDARS) or {}
+    changed = [c for c, fingerprint in calendars.items() if known.get(c) != fingerprint]
+    return changed, {READ_ON: today.isoformat(), CALENDARS: dict(calendars)}
 
 
 def resync_due(last: str | None, account_id: str, today: pendulum.Date, every: int) -> bool:

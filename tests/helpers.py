@@ -50,6 +50,11 @@ class TapRun:
         return [r["scheduling_request_id"] for r in self.records(stream)]
 
 
+def account_states(state: dict | None) -> dict[str, dict]:
+    """free_busy's state per account id, as a STATE message carries it."""
+    return ((state or {}).get("bookmarks", {}).get("free_busy", {})).get("accounts", {})
+
+
 def run_tap(
     config: dict,
     state: dict | None = None,

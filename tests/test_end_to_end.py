@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from demo.project import free_port, meltano, meltano_env, meltano_state
-from tests.helpers import expected_first_sync
+from tests.helpers import account_states, expected_first_sync
 from tests.postgres import PostgresServer, find_bindir
 
 
@@ -109,12 +109,10 @@ def test_meltano_into_duckdb_twice(sim, project):
         assert con.execute("select count(*) from cronofy.scheduling_requests").fetchone()[0] == 30
     state_2 = meltano_state(state_id, env)
     before = {
-        p["context"]["account_id"]: p["replication_key_value"]
-        for p in state_1["singer_state"]["bookmarks"]["free_busy"]["partitions"]
+        a: s["replication_key_value"] for a, s in account_states(state_1["singer_state"]).items()
     }
     after = {
-        p["context"]["account_id"]: p["replication_key_value"]
-        for p in state_2["singer_state"]["bookmarks"]["free_busy"]["partitions"]
+        a: s["replication_key_value"] for a, s in account_states(state_2["singer_state"]).items()
     }
     assert set(after) == set(sim.accounts) and all(after[a] > before[a] for a in after)
 

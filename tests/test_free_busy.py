@@ -13,6 +13,7 @@ import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
 from tests.helpers import (
+    account_states,
     discovered_catalog,
     expected_first_sync,
     run_tap,
@@ -140,14 +141,8 @@ def test_second_run_emits_exactly_what_changed(sim):
     sim.advance(10)
     fifth = run_tap(config, fourth.state, streams=FB)
     assert fifth.records("free_busy") == [], "nothing changed within the lookback"
-    bookmarks = {
-        p["context"]["account_id"]: p["replication_key_value"]
-        for p in third.state["bookmarks"]["free_busy"]["partitions"]
-    }
-    previous = {
-        p["context"]["account_id"]: p["replication_key_value"]
-        for p in second.state["bookmarks"]["free_busy"]["partitions"]
-    }
+    bookmarks = {a: s["replication_key_value"] for a, s in account_states(third.state).items()}
+    previous = {a: s["replication_key_value"] for a, s in account_states(second.state).items()}
     assert set(bookmarks) == set(sim.accounts)
     assert all(bookmarks[k] > previous[k] for k in bookmarks), "empty accounts advance too"
 
@@ -156,7 +151,7 @@ def test_bookmark_is_cronofys_clock_and_skew_loses_nothing(sim):
     sim.clock_offset = -900  # Cronofy 15 minutes behind this host
     config = tap_config(sim, sim.url)
     first = run_tap(config, streams=FB)
-    value = first.state["bookmarks"]["free_busy"]["partitions"][0]["replication_key_value"]
+    value = next(iter(account_states(first.state).values()))["replication_key_value"]
     bookmark = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     assert abs((bookmark - sim.now_dt()).total_seconds()) < 60, "bookmark follows the Date header"
     account = next(iter(sim.accounts))
@@ -183,7 +178,7 @@ def test_clock_ahead_of_this_host_loses_nothing(sim):
     ]
 
 
-def test_accounts_are_isolated_and_partitions_ignore_list_order(sim):
+def test_accounts_are_isolated_and_state_ignores_list_order(sim):
     config = tap_config(sim, sim.url)
     first = run_tap(config, streams=FB)
     for record in first.records():
@@ -192,8 +187,7 @@ def test_accounts_are_isolated_and_partitions_ignore_list_order(sim):
         r["account_id"] for r in sim.requests if r["path"] != "/oauth/token"
     )
     assert set(requests_by_account) == set(sim.accounts)
-    contexts = [p["context"] for p in first.state["bookmarks"]["free_busy"]["partitions"]]
-    assert contexts == [{"account_id": a} for a in sorted(sim.accounts)]
+    assert set(account_states(first.state)) == set(sim.accounts)
     assert not any(
         secret in json.dumps(first.state)
         for a in sim.accounts.values()
@@ -207,7 +201,7 @@ def test_accounts_are_isolated_and_partitions_ignore_list_order(sim):
     sim.modify_event(account, target.event_uid, status="busy")
     second = run_tap(reordered, first.state, streams=FB)
     assert [r["event_uid"] for r in second.records()] == [target.event_uid]
-    assert [p["context"] for p in second.state["bookmarks"]["free_busy"]["partitions"]] == contexts
+    assert set(account_states(second.state)) == set(sim.accounts)
 
 
 def test_a_token_configured_under_the_wrong_account_is_reported(sim):
@@ -232,9 +226,7 @@ def test_single_access_token_resolves_its_account_id(sim):
     assert {k for k in expected_first_sync(sim) if k[0] == account.account_id} == set(
         run.record_keys()
     )
-    assert run.state["bookmarks"]["free_busy"]["partitions"][0]["context"] == {
-        "account_id": account.account_id
-    }
+    assert list(account_states(run.state)) == [account.account_id]
 
 
 def test_stale_token_costs_one_refresh_per_account_and_no_401(sim):
@@ -401,9 +393,7 @@ def test_parallel_fetching_emits_exactly_what_a_sequential_run_does(sim):
 
     def shape(run):  # account order of the STATE messages, watermarks aside
         return [
-            [p["context"]["account_id"] for p in s["bookmarks"]["free_busy"]["partitions"]]
-            for s in run.states
-            if "free_busy" in s.get("bookmarks", {})
+            sorted(account_states(s)) for s in run.states if "free_busy" in s.get("bookmarks", {})
         ]
 
     assert shape(parallel) == shape(sequential)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.helpers import expected_first_sync, run_tap, tap_config
+from tests.helpers import account_states, expected_first_sync, run_tap, tap_config
 
 TOKEN = "/oauth/token"
 FB = ["free_busy"]
@@ -22,11 +22,10 @@ def assert_exact_full_sync(sim, run) -> None:
 
 
 def bookmarks(state: dict | None) -> dict[str, str]:
-    partitions = ((state or {}).get("bookmarks", {}).get("free_busy", {})).get("partitions", [])
     return {
-        p["context"]["account_id"]: p["replication_key_value"]
-        for p in partitions
-        if "replication_key_value" in p
+        a: s["replication_key_value"]
+        for a, s in account_states(state).items()
+        if "replication_key_value" in s
     }
 
 

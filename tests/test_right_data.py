@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.helpers import expected_first_sync, run_tap, tap_config
+from tests.helpers import account_states, expected_first_sync, run_tap, tap_config
 from tests.test_config import tap_cli
 
 ALL = ["free_busy", "calendars", "accounts", "scheduling_requests"]
@@ -53,9 +53,8 @@ def test_swapped_tokens_load_nothing_under_either_id(sim, says_whose):
         sent = [p for p in requests_of(sim, account) if p != "/oauth/token"]
         assert sent == ["/v1/free_busy"] + ([] if says_whose else ["/v1/userinfo"]), sent
     # and its state does not move
-    partitions = run.state["bookmarks"]["free_busy"]["partitions"]
-    assert [p["context"] for p in partitions if p.get("replication_key_value")] == [
-        {"account_id": c}
+    assert [a for a, s in account_states(run.state).items() if s.get("replication_key_value")] == [
+        c
     ]
 
 

@@ -4,7 +4,7 @@ SDK methods the tap overrides, listed with why."""
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 
@@ -18,6 +18,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_cronofy.accounts import Accounts
+    from tap_cronofy.budget import RunBudget
     from tap_cronofy.client import CronofyClient
     from tap_cronofy.errors import CronofyAPIError
     from tap_cronofy.report import RunReport
@@ -32,7 +33,11 @@ class Services:
     client: t.Callable[[], CronofyClient]
     accounts: t.Callable[[], Accounts]
     report: RunReport
-    checkpoint: t.Callable[[], None]  # write a STATE message now, if one is due
+    budget: t.Callable[[], RunBudget]
+    # A STATE message, if one is due, after ``done`` of a stream's ``total`` accounts.
+    checkpoint: t.Callable[[int, int], None]
+    # The calendar ids free_busy read this run, by account (calendars reads unknown ones).
+    seen_calendars: dict[str, set[str]] = field(default_factory=dict)
 
 
 # The private SDK surface this tap overrides, with why (without the first two, CPU per record

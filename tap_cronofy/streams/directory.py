@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import typing as t
+from dataclasses import dataclass
 
+import pendulum
+
+from tap_cronofy.client import format_time
 from tap_cronofy.errors import CronofyAPIError
 from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.schemas import ACCOUNT, CALENDAR, CALENDAR_FIELDS
 from tap_cronofy.streams.base import CronofyStream
+from tap_cronofy.window import (
+    ACCOUNTS,
+    LAST_RUN,
+    calendar_changes,
+    calendars_due,
+    run_gap_hours,
+)
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,9 +47,18 @@ CONFERENCING_FIELDS = (
 AUTHORIZATION_FIELDS = ("scope", "delegated_scope", "status")
 
 
+@dataclass
+class Answer:
+    """An account's records and, once they are emitted, its new stream state (None: none)."""
+
+    records: list[dict]
+    state: dict | None = None
+    kind: str | None = None  # for the run's summary: "read", "not due"
+
+
 class _PerAccountStream(CronofyStream):
-    """One answer per account, fetched by the parallel workers; full table, so no
-    per-account state. A failing account is reported and the others go on."""
+    """One answer per account, fetched by the parallel workers within the run's budget. A
+    failing account is reported and the others go on."""
 
     @property
     def partitions(self) -> list[dict] | None:
@@ -48,47 +71,120 @@ class _PerAccountStream(CronofyStream):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         ids = self.services.accounts().ids()
+        self.prepare(ids)
         prefetcher = OrderedPrefetcher(
-            ids, self._records, workers=self.settings.max_parallel_accounts
+            ids, self._answers, workers=self.settings.max_parallel_accounts
         )
         tally = self.services.report.tally(self.name)
         for account_id in ids:
             try:
-                for records in prefetcher.items(account_id):
-                    tally.records += len(records)
-                    yield from records
+                for answer in prefetcher.items(account_id):
+                    tally.records += len(answer.records)
+                    if answer.kind:
+                        tally.reads[answer.kind] += 1
+                    yield from answer.records
+                    if answer.state is not None:
+                        self.keep(account_id, answer.state)
             except CronofyAPIError as exc:
                 self.account_failed(account_id, exc)
 
-    def _records(self, account_id: str) -> Iterator[list[dict]]:
-        """In a worker: the account's records, once its answer is known to be its own."""
-        yield list(self.records_of(account_id, self.answer(account_id)))
+    def _answers(self, account_id: str) -> Iterator[Answer]:
+        """In a worker: the account's answer, once it is known to be its own; a request
+        only within the run's budget (an account the budget leaves out waits)."""
+        if (answer := self.without_request(account_id)) is not None:
+            yield answer
+            return
+        budget = self.services.budget()
+        if not budget.admit(account_id):
+            return
+        try:
+            yield self.read(account_id)
+        finally:
+            budget.finished(account_id)
 
-    def answer(self, account_id: str) -> dict:
+    def prepare(self, ids: list[str]) -> None:
+        """Before the workers start, in the main thread."""
+
+    def without_request(self, account_id: str) -> Answer | None:
+        """The answer when no request is needed for it; None when one is."""
+        return None
+
+    def read(self, account_id: str) -> Answer:
         raise NotImplementedError
 
-    def records_of(self, account_id: str, body: dict) -> t.Iterable[dict]:
-        raise NotImplementedError
+    def keep(self, account_id: str, state: dict) -> None:
+        """Keep the account's new state (its records are out)."""
 
 
 class CalendarsStream(_PerAccountStream):
-    """Each account's calendars (GET /v1/calendars), to name the calendar_ids of free_busy."""
+    """Each account's calendars (GET /v1/calendars), to name the calendar_ids of free_busy:
+    read once a day per account (at an hour spread across accounts, ``calendars_due``) and
+    at once when free_busy meets a calendar not read before; a calendar is emitted when new
+    or changed."""
 
     name = "calendars"
     primary_keys: t.ClassVar[list[str]] = ["account_id", "calendar_id"]
+    # Incremental: only new or changed calendars are emitted (a full-table stream's
+    # ACTIVATE_VERSION would make a target drop the others).
+    replication_key = "last_modified"
+    is_sorted = False
     schema = CALENDAR
 
-    def answer(self, account_id: str) -> dict:
+    def prepare(self, ids: list[str]) -> None:
+        state = self.stream_state
+        states = state.get(ACCOUNTS)
+        self._states: dict[str, dict] = states if isinstance(states, dict) else {}
+        wanted = set(ids)
+        for account_id in [a for a in self._states if a not in wanted]:
+            del self._states[account_id]
+        state[ACCOUNTS] = self._states
+        self.state_manager.is_flushed = False
+        now = self.client.server_now() or dt.datetime.now(dt.timezone.utc)
+        local = pendulum.instance(now).in_timezone(self.settings.tzid)
+        self._today, self._hour = local.date(), local.hour
+        self._gap = run_gap_hours(state.get(LAST_RUN), now)
+        state[LAST_RUN] = format_time(now)
+        self._reasons: dict[str, str] = {}
+
+    def without_request(self, account_id: str) -> Answer | None:
+        seen = self.services.seen_calendars.get(account_id, ())
+        state = self._states.get(account_id)
+        reason = calendars_due(state, account_id, self._today, self._hour, self._gap, seen)
+        if reason is None:
+            return Answer([], kind="not due")
+        self._reasons[account_id] = reason
+        return None
+
+    def read(self, account_id: str) -> Answer:
         accounts = self.services.accounts()
         credential = accounts.credential(account_id)
-        body = self.client.get(self.client.url("/v1/calendars"), credential=credential).body
+        reply = self.client.get(self.client.url("/v1/calendars"), credential=credential)
+        body = reply.body
         accounts.verify(account_id, body.get("sub"))
-        return body
+        records = {
+            calendar["calendar_id"]: {**fields(calendar, CALENDAR_FIELDS), "account_id": account_id}
+            for calendar in body.get("calendars") or ()
+            if isinstance(calendar, dict) and calendar.get("calendar_id")
+        }
+        changed, state = calendar_changes(
+            self._states.get(account_id),
+            self._today,
+            {calendar_id: _fingerprint(r) for calendar_id, r in records.items()},
+        )
+        self.logger.info(
+            "Account %s: calendars read (%s): %s, %d new or changed.",
+            account_id,
+            self._reasons.pop(account_id, "due"),
+            plural(len(records), "calendar"),
+            len(changed),
+        )
+        seen_at = format_time(reply.server_time)
+        return Answer(
+            [{**records[c], "last_modified": seen_at} for c in changed], state, kind="read"
+        )
 
-    def records_of(self, account_id: str, body: dict) -> t.Iterable[dict]:
-        for calendar in body.get("calendars") or ():
-            if isinstance(calendar, dict) and calendar.get("calendar_id"):
-                yield {**fields(calendar, CALENDAR_FIELDS), "account_id": account_id}
+    def keep(self, account_id: str, state: dict) -> None:
+        self._states[account_id] = state
 
 
 class AccountsStream(_PerAccountStream):
@@ -99,11 +195,16 @@ class AccountsStream(_PerAccountStream):
     primary_keys: t.ClassVar[list[str]] = ["account_id"]
     schema = ACCOUNT
 
-    def answer(self, account_id: str) -> dict:
+    def without_request(self, account_id: str) -> Answer | None:
+        if (known := self.services.accounts().known_userinfo(account_id)) is None:
+            return None
+        return Answer(list(self.records_of(account_id, known)))
+
+    def read(self, account_id: str) -> Answer:
         accounts = self.services.accounts()
         body = accounts.userinfo(account_id)
         accounts.verify(account_id, body.get("sub"))
-        return body
+        return Answer(list(self.records_of(account_id, body)))
 
     def records_of(self, account_id: str, body: dict) -> t.Iterable[dict]:
         data = body.get("cronofy.data") or {}
@@ -144,3 +245,12 @@ def fields(value: dict, names: tuple[str, ...]) -> dict:
 def pick(value: object, names: tuple[str, ...]) -> dict | None:
     """``fields`` of an object; None when it is not an object."""
     return fields(value, names) if isinstance(value, dict) else None
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _fingerprint(record: dict) -> str:
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import hashlib
 import threading
 import typing as t
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import pendulum
@@ -20,6 +19,7 @@ from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.schemas import FREE_BUSY
 from tap_cronofy.streams.base import CronofyStream
 from tap_cronofy.window import (
+    ACCOUNTS,
     HORIZON,
     SAFE_AHEAD,
     SAFE_BACK,
@@ -30,6 +30,7 @@ from tap_cronofy.window import (
     follow_up,
     needs_full_read,
     server_date,
+    stalest_first,
 )
 
 if t.TYPE_CHECKING:
@@ -59,10 +60,11 @@ class Outcome:
     deleted: int = 0
     outside: int = 0  # periods outside the run's window, not emitted
     collisions: list[tuple[str, str]] = field(default_factory=list)
+    calendar_ids: set[str] = field(default_factory=set)  # of the periods read
 
 
 class FreeBusyStream(CronofyStream):
-    """Free-busy periods of every configured account, one partition per account."""
+    """Free-busy periods of every configured account, stalest account first."""
 
     name = "free_busy"
     primary_keys: t.ClassVar[list[str]] = ["account_id", "calendar_id", "event_uid"]
@@ -74,63 +76,69 @@ class FreeBusyStream(CronofyStream):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self._input_state: dict[str, dict] = {}
+        self._states: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._clamp_warned = False
 
-    @cached_property
-    def partitions(self) -> list[dict]:
-        """One per configured account, sorted. Partitions of accounts no longer configured
-        are dropped from state, and the others' input state is kept for the workers."""
-        ids = self.services.accounts().ids()
-        wanted = set(ids)
-        state = self.stream_state
-        kept = [
-            p for p in state.get("partitions") or [] if p["context"].get("account_id") in wanted
-        ]
-        if state.get("partitions") and len(kept) != len(state["partitions"]):
-            self.logger.info(
-                "Dropping %d account(s) no longer configured from free_busy state.",
-                len(state["partitions"]) - len(kept),
-            )
-            state["partitions"] = kept
-        self._input_state = {p["context"]["account_id"]: copy.deepcopy(p) for p in kept}
-        return [{"account_id": account_id} for account_id in ids]
+    @property
+    def partitions(self) -> None:
+        """None: one sync over every account, whose states live in one dict by account id
+        (found in O(1), where the SDK's partition list is scanned per lookup)."""
+        return None
 
-    @cached_property
-    def _prefetcher(self) -> OrderedPrefetcher:
-        return OrderedPrefetcher(
-            [p["account_id"] for p in self.partitions],
-            self.account_pages,
-            workers=self.settings.max_parallel_accounts,
-        )
+    def account_states(self, ids: list[str]) -> dict[str, dict]:
+        """The stream state's accounts: those no longer configured dropped, and partitions
+        left by earlier versions of the tap moved in."""
+        state = self.stream_state
+        states = state.get(ACCOUNTS)
+        if not isinstance(states, dict):
+            states = {}
+        for partition in state.pop("partitions", None) or ():
+            account_id = (partition.get("context") or {}).get("account_id")
+            if account_id and account_id not in states:
+                states[account_id] = {
+                    k: v for k, v in partition.items() if k not in ("context", "replication_key")
+                }
+        wanted = set(ids)
+        if gone := [account_id for account_id in states if account_id not in wanted]:
+            self.logger.info(
+                "Dropping %d account(s) no longer configured from free_busy state.", len(gone)
+            )
+            for account_id in gone:
+                del states[account_id]
+        state[ACCOUNTS] = states
+        self.state_manager.is_flushed = False
+        return states
 
     # Records, in the main thread
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        if not context:  # no account to sync (a lone access_token that was refused)
-            return
-        account_id = context["account_id"]
-        self.services.checkpoint()
-        outcome: Outcome | None = None
-        try:
-            for item in self._prefetcher.items(account_id):
-                if isinstance(item, Outcome):
-                    outcome = item
-                else:
-                    self.extracted_at = item.extracted_at
-                    yield from item.records
-        except CronofyAPIError as exc:
-            # Finish the other accounts; this one's bookmark stays where it was.
-            self.account_failed(account_id, exc)
-            return
-        if outcome is not None:
-            self._save(context, outcome)
+        ids = self.services.accounts().ids()
+        self._states = self.account_states(ids)
+        order = stalest_first(ids, self._states)
+        prefetcher = OrderedPrefetcher(
+            order, self.account_pages, workers=self.settings.max_parallel_accounts
+        )
+        for done, account_id in enumerate(order, 1):
+            outcome: Outcome | None = None
+            try:
+                for item in prefetcher.items(account_id):
+                    if isinstance(item, Outcome):
+                        outcome = item
+                    else:
+                        self.extracted_at = item.extracted_at
+                        yield from item.records
+            except CronofyAPIError as exc:
+                # Finish the other accounts; this one's bookmark stays where it was.
+                self.account_failed(account_id, exc)
+            if outcome is not None:
+                self._save(account_id, outcome)
+            self.services.checkpoint(done, len(order))
 
-    def _save(self, context: Context, outcome: Outcome) -> None:
-        state = self.get_context_state(context)
-        before = state.get("replication_key_value")
-        state.update(outcome.state)
+    def _save(self, account_id: str, outcome: Outcome) -> None:
+        before = self._states.get(account_id, {}).get("replication_key_value")
+        state = self._states[account_id] = outcome.state
+        self.services.seen_calendars[account_id] = outcome.calendar_ids
         tally = self.services.report.tally(self.name)
         tally.accounts += 1
         tally.pages += outcome.pages
@@ -138,7 +146,6 @@ class FreeBusyStream(CronofyStream):
         tally.deleted += outcome.deleted
         tally.collisions += len(outcome.collisions)
         tally.reads.update(read.split(" ", 1)[0] for read in outcome.reads)
-        account_id = context["account_id"]
         self.logger.info(
             "Account %s: %s; %s, %s (%d deleted, %d outside the window); bookmark %s -> %s, "
             "window read up to %s.",
@@ -167,10 +174,19 @@ class FreeBusyStream(CronofyStream):
     def account_pages(self, account_id: str) -> Iterator[Page | Outcome]:
         """An account's queries (as ``window`` plans them) as pages of records, then its
         ``Outcome``."""
+        state = self._states.get(account_id, {})
+        budget = self.services.budget()
+        if not budget.admit(account_id, state.get("replication_key_value")):
+            return  # waits for the next run: nothing is read, its state stays
+        try:
+            yield from self._account_pages(account_id, state)
+        finally:
+            budget.finished(account_id)
+
+    def _account_pages(self, account_id: str, state: dict) -> Iterator[Page | Outcome]:
         settings = self.settings
         accounts = self.services.accounts()
         credential = accounts.credential(account_id)
-        state = self._input_state.get(account_id, {})
         emitted: set[int] = set()  # keys emitted by this run's earlier queries (they overlap)
         today: pendulum.Date | None = None
         if needs_full_read(state, settings) is not None:
@@ -243,6 +259,7 @@ class FreeBusyStream(CronofyStream):
         accounts = self.services.accounts()
         first: dt.datetime | None = None
         restarted = False
+        calendar_ids = outcome.calendar_ids
         while True:
             # Keys of this query, to notice two periods sharing one. The run's first query
             # uses the run's set itself (nothing precedes it), so one set holds each key.
@@ -264,6 +281,8 @@ class FreeBusyStream(CronofyStream):
                     records = []
                     for period in reply.body.get("free_busy") or ():
                         record = make_record(period, account_id, watermark, zone)
+                        if record["calendar_id"]:
+                            calendar_ids.add(record["calendar_id"])
                         if not window_.admits(record["start_time"], record["end_time"]):
                             outcome.outside += 1
                             continue

@@ -285,3 +285,90 @@ def test_prefetcher_workers_end_cleanly_after_the_last_key(monkeypatch):
     for thread in prefetcher._threads:
         thread.join(10)
     assert failures == []
+
+
+def test_masking_with_thousands_of_secrets_matches_masking_each_one():
+    """The prefix index finds the same secrets a plain search for each one would."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+    tokens = ["".join(rng.choice(alphabet) for _ in range(rng.randint(4, 40))) for _ in range(5000)]
+    registry = SecretRegistry()
+    for token in tokens:
+        registry.add(token)
+    used = rng.sample(tokens, 50)
+    text = " | ".join(f"token={u} x" for u in used)
+    masked = registry.redact(text)
+    assert not any(u in masked for u in used)
+    assert masked == " | ".join(f"token={MASK} x" for _ in used)
+
+
+def test_secrets_sharing_a_prefix_are_each_masked_longest_first():
+    registry = SecretRegistry()
+    registry.add("abcd-short")
+    registry.add("abcd-short-and-longer")
+    registry.add("abcd")
+    assert registry.redact("abcd-short-and-longer abcd-short abcd abcdX") == (
+        f"{MASK} {MASK} {MASK} {MASK}X"
+    )
+    assert registry.redact("xabcd-shor") == f"x{MASK}-shor"
+
+
+def test_a_secret_at_the_very_end_of_a_text_is_masked():
+    registry = SecretRegistry()
+    registry.add("tail-secret")
+    assert registry.redact("ends with tail-secret") == f"ends with {MASK}"
+    assert registry.redact("tail-secret") == MASK
+
+
+# STATE messages: held back, a bounded number per run
+
+
+def test_checkpoints_fall_after_each_quarter_of_the_accounts_but_the_last():
+    from tap_cronofy.output import checkpoint_due
+
+    assert [d for d in range(1, 9) if checkpoint_due(d, 8)] == [2, 4, 6]
+    assert [d for d in range(1, 11) if checkpoint_due(d, 10)] == [3, 5, 8]
+    assert [d for d in range(1, 4) if checkpoint_due(d, 3)] == [1, 2]
+    assert not any(checkpoint_due(d, 1) for d in range(0, 3))
+    assert sum(checkpoint_due(d, 10_000) for d in range(1, 10_001)) == 3
+
+
+def test_the_sdks_state_messages_are_held_and_only_the_latest_goes_out(capsysbinary):
+    import json
+
+    from singer_sdk.singerlib.encoding.simple import StateMessage
+
+    from tap_cronofy.output import StateFlushingWriter
+
+    writer = StateFlushingWriter()
+    writer.hold_states = True  # as during a run
+    state = {"bookmarks": {"a": 1}}
+    writer.write_message(StateMessage(value=state))
+    writer.write_message(StateMessage(value=state))
+    assert capsysbinary.readouterr().out == b"", "held, not written"
+    writer.write_state_now({"bookmarks": {"checkpoint": True}})
+    state["bookmarks"]["a"] = 2  # the live state moves on
+    writer.write_message(StateMessage(value=state))
+    writer.finish()
+    writer.finish()  # nothing held any more: nothing more written
+    lines = [json.loads(line) for line in capsysbinary.readouterr().out.splitlines()]
+    assert [line["value"] for line in lines] == [
+        {"bookmarks": {"checkpoint": True}},
+        {"bookmarks": {"a": 2}},
+    ]
+    assert writer.states_written == 2
+
+
+def test_outside_a_run_state_messages_go_out_as_the_sdk_writes_them(capsysbinary):
+    import json
+
+    from singer_sdk.singerlib.encoding.simple import StateMessage
+
+    from tap_cronofy.output import StateFlushingWriter
+
+    writer = StateFlushingWriter()
+    writer.write_message(StateMessage(value={"n": 1}))
+    assert json.loads(capsysbinary.readouterr().out) == {"type": "STATE", "value": {"n": 1}}
+    assert writer.states_written == 1

@@ -22,7 +22,6 @@ def settings(**config) -> Settings:
 def state_after(s: Settings, *, horizon: str, full_read: str | None = None) -> dict:
     """A partition state as a previous run left it."""
     state = {
-        "replication_key": "last_modified",
         "replication_key_value": BOOKMARK,
         w.SCOPE: w.scope_fingerprint(s),
         w.HORIZON: horizon,
@@ -242,7 +241,6 @@ def test_a_first_sync_leaves_bookmark_horizon_scope_and_full_read():
     read = w.first_read({}, s, TODAY, NOW)
     new = w.completed({}, s, [read], TODAY, "2026-12-01T10:00:01Z")
     assert new == {
-        "replication_key": "last_modified",
         "replication_key_value": "2026-12-01T10:00:01Z",
         w.SCOPE: w.scope_fingerprint(s),
         w.HORIZON: "2027-06-19",
@@ -389,3 +387,89 @@ def test_times_are_utc_whatever_the_hosts_zone(monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+# Which accounts first, when a budget cuts the run short
+
+
+def test_the_stalest_accounts_come_first_never_synced_before_all():
+    states = {
+        "acc_a": {"replication_key_value": "2026-12-01T10:00:00Z"},
+        "acc_b": {"replication_key_value": "2026-12-01T08:00:00Z"},
+        "acc_d": {},  # a state without a bookmark: never synced
+    }
+    ids = ["acc_a", "acc_b", "acc_c", "acc_d", "acc_e"]
+    assert w.stalest_first(ids, states) == ["acc_c", "acc_d", "acc_e", "acc_b", "acc_a"]
+
+
+def test_accounts_equally_stale_keep_their_order():
+    same = {"replication_key_value": "2026-12-01T10:00:00Z"}
+    states = {"acc_z": same, "acc_a": same, "acc_m": same}
+    assert w.stalest_first(["acc_z", "acc_a", "acc_m"], states) == ["acc_z", "acc_a", "acc_m"]
+
+
+# When calendars are read, and what is emitted
+
+
+ACC = "acc_1"  # its calendar_slot is pinned below
+
+
+def due(state, hour: int = 12, gap: float = 1.0, seen=(), today=TODAY):
+    return w.calendars_due(state, ACC, today, hour, gap, seen)
+
+
+def test_each_accounts_calendar_hour_is_stable_and_never_midnight():
+    assert w.calendar_slot(ACC) == 15
+    slots = {w.calendar_slot(f"acc_{n}") for n in range(2000)}
+    assert slots == set(range(1, 24)), "spread over every hour but midnight"
+
+
+def test_calendars_are_read_first_then_once_a_day_from_the_accounts_hour():
+    assert due(None) == "first read"
+    assert due({}) == "first read"
+    yesterday = {w.READ_ON: TODAY.subtract(days=1).isoformat(), w.CALENDARS: {"cal_1": "f"}}
+    assert due(yesterday, hour=14) is None, "before the account's hour (15)"
+    assert due(yesterday, hour=15) == "daily re-read"
+    assert due(yesterday, hour=23) == "daily re-read"
+    read_today = {w.READ_ON: TODAY.isoformat(), w.CALENDARS: {"cal_1": "f"}}
+    assert due(read_today, hour=23, gap=24) is None, "once a day"
+    tomorrow = {w.READ_ON: TODAY.add(days=1).isoformat(), w.CALENDARS: {}}
+    assert due(tomorrow, hour=23) is None, "a clock behind is not a new day"
+
+
+def test_the_days_last_run_reads_calendars_whose_hour_it_would_miss():
+    yesterday = {w.READ_ON: TODAY.subtract(days=1).isoformat(), w.CALENDARS: {}}
+    assert due(yesterday, hour=2, gap=24) == "daily re-read (no later run expected today)"
+    assert due(yesterday, hour=12, gap=12) == "daily re-read (no later run expected today)"
+    assert due(yesterday, hour=12, gap=11.9) is None, "a run at 23:54 comes before 24:00"
+
+
+def test_a_calendar_free_busy_met_but_never_read_makes_them_due_at_once():
+    state = {w.READ_ON: TODAY.isoformat(), w.CALENDARS: {"cal_1": "f1"}}
+    assert due(state, seen=["cal_1", "cal_9", "cal_8"]) == (
+        "free_busy read periods of 2 calendar(s) not read before"
+    )
+    assert due(state, seen=["cal_1"]) is None
+
+
+def test_the_gap_between_runs_is_hours_since_the_previous_one():
+    now = dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.timezone.utc)
+    assert w.run_gap_hours(None, now) == 24.0
+    assert w.run_gap_hours("2026-12-01T11:00:00Z", now) == 1.5
+    assert w.run_gap_hours("2026-12-01T13:00:00Z", now) == 0.0, "never negative"
+
+
+def test_only_new_or_changed_calendars_are_emitted_and_gone_ones_leave_state():
+    state = {w.READ_ON: "2026-11-30", w.CALENDARS: {"cal_1": "f1", "cal_2": "f2", "gone": "f"}}
+    emit, new = w.calendar_changes(state, TODAY, {"cal_1": "f1", "cal_2": "F2", "cal_3": "f3"})
+    assert emit == ["cal_2", "cal_3"]
+    assert new == {
+        w.READ_ON: TODAY.isoformat(),
+        w.CALENDARS: {"cal_1": "f1", "cal_2": "F2", "cal_3": "f3"},
+    }
+
+
+def test_a_first_read_emits_every_calendar():
+    emit, new = w.calendar_changes(None, TODAY, {"cal_1": "f1", "cal_2": "f2"})
+    assert emit == ["cal_1", "cal_2"]
+    assert new[w.CALENDARS] == {"cal_1": "f1", "cal_2": "f2"}
