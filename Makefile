@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 
-.PHONY: install plugins test lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback clean
+.PHONY: install plugins test lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet clean
 
 install: $(READY)
 
@@ -64,6 +64,10 @@ bench-requests: $(READY)
 
 bench-lookback: $(READY)
 	$(BIN)/python benchmarks/lookback.py
+
+# A fleet before (BENCH_BASELINE) and after: requests per account per day, CPU/RSS per account.
+bench-fleet: $(READY)
+	$(BIN)/python benchmarks/fleet.py
 
 bench-quota: $(READY)
 	$(BIN)/python benchmarks/quota.py

@@ -66,7 +66,8 @@ def quota_warning(
         f"The rate limit bounded this run: {requests} requests ({requests / accounts:.1f} per "
         f"account, {accounts} accounts) at {per_minute} requests/minute need at least "
         f"{requests / per_minute:.1f} minutes; {waited:.0f} of the run's {elapsed:.0f} s were "
-        "spent waiting. Run less often, deselect calendars/accounts (2 requests per "
-        "account), or raise requests_per_minute/requests_per_second only if your Cronofy "
-        "quota is higher than that and no other application shares it."
+        "spent waiting. Run less often, give each run a budget (max_requests_per_run or "
+        "max_run_minutes: the stalest accounts are served first, the others by the next "
+        "runs), or raise requests_per_minute/requests_per_second only if your Cronofy quota "
+        "is higher than that and no other application shares it."
     )
