@@ -43,7 +43,8 @@ demo: $(READY) $(PLUGINS)
 	$(BIN)/python demo/run_demo.py
 
 simulator: $(READY)
-	$(BIN)/python -m simulator --port 8765 --write-config .simulator-config.json
+	$(BIN)/python -m simulator --port 8765 --write-config .simulator-config.json \
+		--write-accounts .simulator-accounts.json
 
 catalog: $(READY)
 	$(BIN)/tap-cronofy --discover > catalog.json

@@ -6,9 +6,33 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 from simulator.core import Simulator
 from simulator.server import SimulatorServer
+
+
+def project_lines(sim: Simulator, url: str, accounts_path: str) -> str:
+    """Write the accounts file; the lines that set a Meltano project up against it."""
+    config = sim.tap_config(url)
+    path = Path(accounts_path).resolve()
+    path.write_text(json.dumps(config["accounts"], indent=2), encoding="utf-8")
+    ids = json.dumps(config["scheduling_request_ids"][:5])
+    lines = [
+        f"meltano config set tap-cronofy api_url {url}",
+        f"meltano config set tap-cronofy client_id {config['client_id']}",
+        f"meltano config set tap-cronofy client_secret {config['client_secret']}",
+        "meltano config unset tap-cronofy access_token",
+        "meltano config unset tap-cronofy refresh_token",
+        f"meltano config set tap-cronofy accounts_file {path}",
+        f"meltano config set tap-cronofy scheduling_request_ids '{ids}'",
+        "meltano config test tap-cronofy",
+    ]
+    return (
+        "To try it from your own Meltano project, run these there while the simulator runs\n"
+        "(`meltano config unset tap-cronofy api_url` and your real settings take you back to\n"
+        "Cronofy):\n" + "\n".join(lines)
+    )
 
 
 def main() -> None:
@@ -30,6 +54,11 @@ def main() -> None:
         help="add this many plain in-window events to each account",
     )
     parser.add_argument("--write-config", help="write a tap config for the seeded accounts here")
+    parser.add_argument(
+        "--write-accounts",
+        help="write the seeded accounts here (an accounts_file) and print the `meltano config "
+        "set` lines that point a Meltano project at this simulator",
+    )
     args = parser.parse_args()
 
     sim = Simulator(
@@ -52,6 +81,8 @@ def main() -> None:
             json.dump(sim.tap_config(server.url), handle, indent=2)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"Cronofy simulator on {server.url} ({len(sim.accounts)} accounts)", flush=True)
+    if args.write_accounts:
+        print(project_lines(sim, server.url, args.write_accounts), flush=True)
     try:
         server.serve_forever()
     except (KeyboardInterrupt, SystemExit):

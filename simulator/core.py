@@ -201,6 +201,7 @@ class Simulator:
         self.faults: list[Fault] = []
         self.requests: list[dict] = []
         self.log_bodies = True
+        self._token_index: dict[str, dict[str, Account]] = {}
         # Answers that do not say whose they are (the tap must then look the account up):
         self.embed_userinfo = True  # free_busy honours include_userinfo
         self.calendars_sub = True  # /v1/calendars carries the account's sub
@@ -537,10 +538,19 @@ class Simulator:
         if not token:
             return None
         with self.lock:
-            for account in self.accounts.values():
-                if account.access_token == token and not account.revoked:
-                    return account
-            return None
+            account = self._token_owner(token, "access_token")
+            return account if account is not None and not account.revoked else None
+
+    def _token_owner(self, token: str, kind: str) -> Account | None:
+        """The account holding ``token`` as its ``kind``: an index (fleets of 10,000 accounts),
+        rebuilt whenever it is stale (tokens refresh, tests set them directly)."""
+        index = self._token_index.setdefault(kind, {})
+        account = index.get(token)
+        if account is not None and getattr(account, kind) == token:
+            return account
+        index.clear()
+        index.update((getattr(a, kind), a) for a in self.accounts.values())
+        return index.get(token)
 
     def refresh(self, body: dict) -> dict:
         with self.lock:
@@ -551,7 +561,8 @@ class Simulator:
                 or body.get("client_secret") != self.client_secret
             ):
                 raise APIError(400, {"error": "invalid_client"})
-            for account in self.accounts.values():
+            owner = self._token_owner(str(body.get("refresh_token")), "refresh_token")
+            for account in [owner] if owner is not None else []:
                 if account.refresh_token == body.get("refresh_token") and not account.revoked:
                     account.access_token = f"sim-at-r-{secrets.token_hex(12)}"
                     account.token_issued = self.now()

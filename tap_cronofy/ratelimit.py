@@ -27,6 +27,8 @@ class SlidingWindowLimiter:
         slack: float = 0.0,
         clock: collections.abc.Callable[[], float] = time.monotonic,
         sleep: collections.abc.Callable[[float], None] = time.sleep,
+        on_pause: collections.abc.Callable[[float], None] | None = None,
+        long_pause: float = 5.0,
     ) -> None:
         self._windows = [(limit, window * (1 + margin) + slack) for limit, window in limits]
         self._done: list[collections.deque[float]] = [collections.deque() for _ in limits]
@@ -34,6 +36,12 @@ class SlidingWindowLimiter:
         self._cond = threading.Condition()
         self._clock = clock
         self._sleep = sleep
+        self._on_pause = on_pause  # told of a pause of ``long_pause`` s or more as it begins
+        self._long_pause = long_pause
+        self._waiters = 0
+        self._blocked_since = 0.0
+        # Wall time during which at least one thread waited: threads waiting together
+        # count once, so this never exceeds the run's own length.
         self.waited_seconds = 0.0
 
     @contextlib.contextmanager
@@ -51,25 +59,38 @@ class SlidingWindowLimiter:
                 self._cond.notify_all()
 
     def _acquire(self) -> None:
-        while True:
-            with self._cond:
-                now = self._clock()
-                wait = 0.0
-                answers_awaited = False  # a window full of requests still in flight
-                for (limit, window), done in zip(self._windows, self._done):
-                    while done and done[0] <= now - window:
-                        done.popleft()
-                    if len(done) + self._in_flight >= limit:
-                        if done:  # the oldest finished request leaves the window then
-                            wait = max(wait, done[0] + window - now)
-                        else:
-                            answers_awaited = True
-                if wait <= 0 and not answers_awaited:
-                    self._in_flight += 1
-                    return
-                if wait <= 0:  # the next answer frees a place
-                    self._cond.wait(timeout=1.0)
-                    self.waited_seconds += self._clock() - now
-                    continue
-            self.waited_seconds += wait
-            self._sleep(wait)
+        waiting = False
+        try:
+            while True:
+                with self._cond:
+                    now = self._clock()
+                    wait = 0.0
+                    answers_awaited = False  # a window full of requests still in flight
+                    for (limit, window), done in zip(self._windows, self._done):
+                        while done and done[0] <= now - window:
+                            done.popleft()
+                        if len(done) + self._in_flight >= limit:
+                            if done:  # the oldest finished request leaves the window then
+                                wait = max(wait, done[0] + window - now)
+                            else:
+                                answers_awaited = True
+                    if wait <= 0 and not answers_awaited:
+                        self._in_flight += 1
+                        return
+                    if not waiting:
+                        waiting = True
+                        self._waiters += 1
+                        if self._waiters == 1:
+                            self._blocked_since = now
+                    if wait <= 0:  # the next answer frees a place
+                        self._cond.wait(timeout=1.0)
+                        continue
+                if self._on_pause is not None and wait >= self._long_pause:
+                    self._on_pause(wait)
+                self._sleep(wait)
+        finally:
+            if waiting:
+                with self._cond:
+                    self._waiters -= 1
+                    if self._waiters == 0:
+                        self.waited_seconds += self._clock() - self._blocked_since

@@ -37,23 +37,28 @@ class RunReport:
         lines = []
         for name, tally in sorted(self.streams.items()):
             reads = ", ".join(f"{n} {kind}" for kind, n in sorted(tally.reads.items()))
-            line = f"Summary {name}: {tally.records} records"
+            line = f"Summary {name}: {plural(tally.records, 'record')}"
             if tally.accounts:
                 line += (
-                    f" from {tally.accounts} accounts ({tally.pages} pages; reads: "
-                    f"{reads or 'none'}), {tally.deleted} deletions"
+                    f" from {plural(tally.accounts, 'account')} ({plural(tally.pages, 'page')}; "
+                    f"reads: {reads or 'none'}), {plural(tally.deleted, 'deletion')}"
                 )
                 if tally.collisions:
-                    line += f", {tally.collisions} key collisions"
+                    line += f", {plural(tally.collisions, 'key collision')}"
             elif reads:
                 line += f" (reads: {reads})"
             lines.append(line + ".")
         failed = len(self.failed_accounts)
         lines.append(
-            f"Summary run: {requests} requests to Cronofy, {waited_seconds:.1f} s waiting on the "
-            f"client-side rate limit, {failed} failed account{'s' if failed != 1 else ''}."
+            f"Summary run: {plural(requests, 'request')} to Cronofy, {waited_seconds:.1f} s "
+            f"waiting on the client-side rate limit, {plural(failed, 'failed account')}."
         )
         return lines
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 page``, ``2 pages``, ``0 pages``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def quota_warning(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -331,7 +332,9 @@ class Settings:
             api_base=str(api_url).rstrip("/") if api_url else DATA_CENTERS[value["data_center"]],
             accounts=tuple(accounts),
             has_account_list=bool(entries),
-            accounts_file=None if value.get("accounts") else value.get("accounts_file"),
+            accounts_file=None
+            if value.get("accounts") or not value.get("accounts_file")
+            else project_path(value["accounts_file"]),
             save_rotated_refresh_tokens=bool(value["save_rotated_refresh_tokens"]),
             client_id=value.get("client_id"),
             client_secret=value.get("client_secret"),
@@ -344,7 +347,9 @@ class Settings:
             end_date=parse_date(value["end_date"]) if value.get("end_date") else None,
             full_resync_days=int(value["full_resync_days"]),
             scheduling_request_ids_setting=tuple(value.get("scheduling_request_ids") or ()),
-            scheduling_request_ids_file=value.get("scheduling_request_ids_file"),
+            scheduling_request_ids_file=project_path(value["scheduling_request_ids_file"])
+            if value.get("scheduling_request_ids_file")
+            else None,
             lookback_seconds=float(value["lookback_seconds"]),
             max_retries=int(value["max_retries"]),
             backoff_factor_seconds=float(value["backoff_factor_seconds"]),
@@ -377,6 +382,27 @@ def parse_date(value: str) -> pendulum.Date:
     raise ValueError(msg)
 
 
+PROJECT_ROOT = "MELTANO_PROJECT_ROOT"  # set by Meltano for the plugins it runs
+
+
+def project_path(path: str, environ: t.Mapping[str, str] | None = None) -> str:
+    """A path setting as a file path: a relative one is relative to the Meltano project
+    when Meltano runs the tap (``MELTANO_PROJECT_ROOT``), else to the working directory."""
+    root = (os.environ if environ is None else environ).get(PROJECT_ROOT)
+    expanded = os.path.expanduser(path)
+    if root and not os.path.isabs(expanded):
+        return os.path.join(root, expanded)
+    return expanded
+
+
+def where(path: str) -> str:
+    """For an error about a relative path: what it was taken relative to."""
+    if os.path.isabs(os.path.expanduser(path)):
+        return ""
+    root = os.environ.get(PROJECT_ROOT)
+    return f" (relative to the Meltano project, {root})" if root else f" (in {os.getcwd()})"
+
+
 def account_entries(config: t.Mapping[str, t.Any]) -> list:
     """The ``accounts`` list, from the setting or else from ``accounts_file``."""
     if config.get("accounts"):
@@ -384,6 +410,7 @@ def account_entries(config: t.Mapping[str, t.Any]) -> list:
     path = config.get("accounts_file")
     if not path:
         return []
+    path = project_path(path)
     text = Path(path).read_text(encoding="utf-8")
     if Path(path).suffix.lower() in (".yml", ".yaml"):
         import yaml  # a dependency of singer-sdk
@@ -425,7 +452,8 @@ def check(config: t.Mapping[str, t.Any]) -> list[str]:
     try:
         entries = account_entries(config)
     except (OSError, ValueError) as exc:
-        errors.append(f"`accounts_file` {config.get('accounts_file')!r} cannot be read: {exc}")
+        path = str(config.get("accounts_file"))
+        errors.append(f"`accounts_file` {path!r} cannot be read{where(path)}: {exc}")
         entries = []
     if config.get("accounts_file") and not config.get("accounts"):
         from jsonschema import Draft202012Validator
@@ -461,9 +489,11 @@ def check(config: t.Mapping[str, t.Any]) -> list[str]:
             "`batch_config` is not supported: with BATCH messages the SDK writes state before "
             "the target has loaded the batch, so a bookmark could get ahead of the warehouse."
         )
-    path = config.get("scheduling_request_ids_file")
-    if path and not Path(path).is_file():
-        errors.append(f"`scheduling_request_ids_file` {path!r} is not a readable file.")
+    ids_file = config.get("scheduling_request_ids_file")
+    if ids_file and not Path(project_path(ids_file)).is_file():
+        errors.append(
+            f"`scheduling_request_ids_file` {ids_file!r} is not a readable file{where(ids_file)}."
+        )
     dates: dict[str, pendulum.Date] = {}
     for name in ("start_date", "end_date"):
         if value := config.get(name):

@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import json
 import os
+import re
 import sys
 import time
 import typing as t
@@ -133,7 +134,10 @@ class TapCronofy(Tap):
         if errors := selection_errors(self.settings, selected):
             for error in errors:
                 self.logger.error(error)
-            self.logger.error("Config validation failed: nothing was requested from Cronofy.")
+            self.logger.error(
+                "Config validation failed: %s Nothing was requested from Cronofy.",
+                " ".join(errors),
+            )
             return 1
         code = 0
         started = time.monotonic()
@@ -173,11 +177,16 @@ class TapCronofy(Tap):
                 if len(failed) < len(self.settings.accounts)
                 else "No account was synced"
             )
-            self.logger.error(
-                "%d account(s) failed: %s. %s; fix these and run again.",
+            first = sorted(failed)[0]
+            more = f" ({len(failed) - 1} more listed above)" if len(failed) > 1 else ""
+            self.logger.error(  # the last line: all that Meltano's `config test` shows
+                "%d account(s) failed: %s. %s. %s: %s%s",
                 len(failed),
                 ", ".join(sorted(failed)),
                 others,
+                first,
+                failed[first],
+                more,
             )
             code = 1
         return code
@@ -197,14 +206,38 @@ class TapCronofy(Tap):
             cls.print_about(about_format)
             sys.exit(0)
         cls.print_version(print_fn=cls.logger.info)
-        tap = cls(
-            config=config.config if config is not None else None,
-            state=None if state is None else json.loads(state.read()),
-            catalog=None if catalog is None else json.loads(catalog.read()),
-            parse_env_config=bool(config is not None and config.parse_env),
-            validate_config=True,
-        )
+        try:
+            tap = cls(
+                config=config.config if config is not None else None,
+                state=None if state is None else json.loads(state.read()),
+                catalog=None if catalog is None else json.loads(catalog.read()),
+                parse_env_config=bool(config is not None and config.parse_env),
+                validate_config=True,
+            )
+        except ConfigValidationError as exc:
+            # Each error on its own line, then one line that says them all: Meltano's
+            # `config test` shows only the last line (and the SDK's own would carry the
+            # whole schema in its structured log).
+            errors = [readable(error) for error in exc.errors]
+            for error in errors:
+                cls.logger.error("%s", error)
+            cls.logger.error("Config validation failed: %s", " ".join(errors))
+            sys.exit(1)
         sys.exit(tap.run())
+
+
+_NOT_MATCHING = re.compile(r"^'(?P<value>\s*)' does not match .* in config\['(?P<name>[^']+)'\]$")
+
+
+def readable(error: str) -> str:
+    """An SDK validation error, said plainly when a setting is empty or blank."""
+    if (found := _NOT_MATCHING.match(error)) is not None:
+        name = found["name"]
+        return (
+            f"`{name}` is set but empty: give it a value, or remove it (`meltano config "
+            f"unset tap-cronofy {name}`, or drop it from the config file)."
+        )
+    return error
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import hashlib
 import json
 import typing as t
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import pendulum
 
@@ -118,8 +119,8 @@ def bounds(settings: Settings, today: pendulum.Date) -> Bounds:
 
 
 def _midnight_utc(day: pendulum.Date, tzid: str) -> str:
-    midnight = pendulum.datetime(day.year, day.month, day.day, tz=tzid)
-    return midnight.in_timezone("UTC").strftime(TIME_FORMAT)
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=zone(tzid))
+    return midnight.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
 
 
 def needs_full_read(state: t.Mapping[str, t.Any], settings: Settings) -> str | None:
@@ -300,4 +301,10 @@ def resync_due(last: str | None, account_id: str, today: pendulum.Date, every: i
 
 def server_date(moment: dt.datetime, tzid: str) -> pendulum.Date:
     """The date at ``moment`` (Cronofy's clock) in the query zone."""
-    return pendulum.instance(moment).in_timezone(tzid).date()
+    local = moment.astimezone(zone(tzid))
+    return pendulum.Date(local.year, local.month, local.day)
+
+
+def zone(tzid: str) -> ZoneInfo:
+    """The zone of a tzid (the standard library caches each one: no file read per call)."""
+    return ZoneInfo(tzid)

@@ -41,6 +41,8 @@ def cronofy_requests(sim) -> list[dict]:
         ({"max_retries": 0}, "max_retries"),
         ({"include_managed": "yes"}, "include_managed"),
         ({"access_token": ""}, "access_token"),
+        ({"client_id": ""}, "`client_id` is set but empty"),
+        ({"client_secret": "  "}, "`client_secret` is set but empty"),
         ({"requests_per_minute": "many"}, "requests_per_minute"),
         ({"client_id": None}, "client_id"),
         ({"scheduling_request_ids_file": "/nonexistent/ids.txt"}, "scheduling_request_ids_file"),
@@ -52,7 +54,8 @@ def test_invalid_setting_fails_fast_naming_it(sim, change, named):
     config = {k: v for k, v in config.items() if v is not None}
     run = run_tap(config)
     assert run.returncode != 0
-    assert named in run.stderr
+    last = run.stderr.strip().splitlines()[-1]  # all that `meltano config test` shows
+    assert named in last and len(last) < 1000, last
     assert run.records() == []
     assert cronofy_requests(sim) == [], "no request may be sent with an invalid config"
 
@@ -151,3 +154,15 @@ def test_a_broken_accounts_file_fails_before_any_request_without_echoing_tokens(
     path.write_text("[{not json")
     run = run_tap({**config, "accounts_file": str(path)})
     assert run.returncode != 0 and "accounts_file" in run.stderr
+
+
+def test_when_every_account_fails_the_last_line_says_why_and_what_to_do(sim):
+    """`meltano config test` shows only the last line: it must carry the reason."""
+    for account in sim.accounts.values():
+        account.revoked = True  # every refresh token dead
+    run = run_tap(tap_config(sim, sim.url), streams=["free_busy"])
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert "3 account(s) failed" in last and "No account was synced" in last
+    assert "400 (invalid_grant)" in last and "re-authorised" in last
+    assert "(2 more listed above)" in last

@@ -69,3 +69,33 @@ def test_wheel_installs_and_runs_about_outside_the_repository(tmp_path):
     )
     assert about.returncode == 0, about.stderr
     assert "free_busy" in about.stdout or "scheduler_client_secret" in about.stdout
+
+
+def test_secrets_and_outputs_beside_the_project_are_ignored_by_git():
+    """Where Meltano and the README's commands put secrets and outputs: one `git add -A`
+    must not publish them. The example file and the repository's catalog stay tracked."""
+    ignored = [
+        ".env",
+        ".env.local",
+        "config.json",
+        "state.json",
+        "accounts.json",
+        "accounts.yaml",
+        "out.jsonl",
+        "extract/first.jsonl",
+        "dist/x.whl",
+    ]
+    kept = [".env.example", "catalog.json", "meltano.yml"]
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-v", *ignored, *kept],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    matched = {  # -v also lists the paths a "!pattern" re-includes
+        path
+        for pattern, path in (line.split("\t", 1) for line in result.stdout.splitlines())
+        if not pattern.split(":", 2)[2].startswith("!")
+    }
+    assert matched == set(ignored), result.stdout
+    assert (ROOT / ".env.example").read_text().count("TAP_CRONOFY_") >= 5

@@ -8,10 +8,12 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 
-from demo.project import BIN
+from demo.project import BIN, free_port
 from tests.helpers import ROOT
 
 
@@ -29,21 +31,33 @@ def test_readme_uses_meltano_4_spelling():
     assert not [line for line in lines if re.match(r"meltano config tap-", line)]
 
 
-def test_every_readme_meltano_command_runs(sim, tmp_path):
+def scratch_project(tmp_path) -> Path:
+    """A copy of this Meltano project, with the plugins `make test` installed."""
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(ROOT / "meltano.yml", project / "meltano.yml")
     (project / ".meltano").mkdir()
-    for kind in ("extractors", "loaders"):  # the plugins `make test` installed
+    for kind in ("extractors", "loaders"):
         (project / ".meltano" / kind).symlink_to(ROOT / ".meltano" / kind)
-    account = sim.accounts[sorted(sim.accounts)[0]]
-    (project / "accounts.json").write_text(json.dumps(sim.tap_config(sim.url)["accounts"]))
-    env = {
+    return project
+
+
+def project_env(tmp_path) -> dict[str, str]:
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("TAP_CRONOFY_")},
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
         "TARGET_DUCKDB_FILEPATH": str(tmp_path / "warehouse.duckdb"),
+    }
+
+
+def test_every_readme_meltano_command_runs(sim, tmp_path):
+    project = scratch_project(tmp_path)
+    account = sim.accounts[sorted(sim.accounts)[0]]
+    (project / "accounts.json").write_text(json.dumps(sim.tap_config(sim.url)["accounts"]))
+    env = {
+        **project_env(tmp_path),
         "TAP_CRONOFY_API_URL": sim.url,  # the simulator stands in for data_center us
         "CRONOFY_ACCESS_TOKEN": account.access_token,
         "CRONOFY_REFRESH_TOKEN": account.refresh_token,
@@ -59,8 +73,65 @@ def test_every_readme_meltano_command_runs(sim, tmp_path):
         if line.startswith("meltano config list"):
             assert "access_token" in result.stdout
             assert account.access_token not in result.stdout, "sensitive values are hidden"
+    # From a subdirectory, a relative accounts_file (set above, or from the environment) is
+    # still the project's: Meltano tells the tap where the project is.
+    (project / "extract").mkdir()
+    for extra in ({}, {"TAP_CRONOFY_ACCOUNTS_FILE": "accounts.json"}):
+        result = subprocess.run(
+            ["bash", "-c", "meltano run tap-cronofy target-duckdb"],
+            cwd=project / "extract",
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         accounts = {
             r[0] for r in con.execute("select account_id from cronofy.free_busy").fetchall()
         }
     assert accounts == set(sim.accounts), "the single account, then every account of the file"
+
+
+def test_the_simulators_printed_lines_set_up_a_project(tmp_path):
+    """`make simulator` prints the lines that point a Meltano project at it: they run as
+    printed, and the project then loads the simulator's data."""
+    project = scratch_project(tmp_path)
+    port = free_port()
+    simulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "--port",
+            str(port),
+            "--write-accounts",
+            str(tmp_path / "sim-accounts.json"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        assert simulator.stdout is not None
+        for line in simulator.stdout:
+            if line.startswith("meltano "):
+                lines.append(line.strip())
+            if line.startswith("meltano config test"):
+                break
+        assert any(f"api_url http://127.0.0.1:{port}" in line for line in lines), lines
+        env = project_env(tmp_path)
+        for line in [*lines, "meltano run tap-cronofy target-duckdb"]:
+            result = subprocess.run(
+                ["bash", "-c", line], cwd=project, env=env, capture_output=True, text=True
+            )
+            assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+    finally:
+        simulator.terminate()
+        simulator.wait(10)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        assert (
+            con.execute("select count(distinct account_id) from cronofy.free_busy").fetchone()[0]
+            == 3
+        )
+        assert con.execute("select count(*) from cronofy.scheduling_requests").fetchone()[0] == 5

@@ -339,3 +339,42 @@ def test_no_secret_in_any_output_even_at_debug_level(sim, scenario, body, other_
         assert secret not in run.stdout, f"secret leaked to stdout ({scenario})"
     for state in run.states:
         assert not any(secret in json.dumps(state) for secret in secrets_of(sim, config))
+
+
+def test_json_logging_keeps_metrics_and_exceptions_structured_with_secrets_masked(sim, tmp_path):
+    """Under the SDK's JSON logging (SINGER_SDK_LOG_CONFIG), as orchestrators and log
+    pipelines parse it: metrics carry metric_info, an account's failure is named, and no
+    secret appears anywhere. (Exceptions: tests/unit/test_leaves.py.)"""
+    (tmp_path / "logging.yaml").write_text(
+        "version: 1\n"
+        "disable_existing_loggers: false\n"
+        "formatters:\n"
+        "  json:\n"
+        "    (): singer_sdk.logging.StructuredFormatter\n"
+        "handlers:\n"
+        "  stderr:\n"
+        "    class: logging.StreamHandler\n"
+        "    formatter: json\n"
+        "    stream: ext://sys.stderr\n"
+        "root:\n"
+        "  level: INFO\n"
+        "  handlers: [stderr]\n"
+    )
+    broken = sorted(sim.accounts)[0]
+    sim.add_fault(status=503, times=100, path="/v1/free_busy", account_id=broken)
+    config = tap_config(sim, sim.url, max_retries=1)
+    run = run_tap(
+        config,
+        streams=["free_busy"],
+        env={"SINGER_SDK_LOG_CONFIG": str(tmp_path / "logging.yaml")},
+    )
+    assert run.returncode == 1
+    lines = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    metrics = [line for line in lines if line.get("message") == "METRIC"]
+    assert {m["metric_info"]["metric"] for m in metrics} >= {"sync_duration", "record_count"}
+    assert all(m["metric_info"]["type"] in ("timer", "counter") for m in metrics)
+    failures = [line for line in lines if broken in line.get("message", "")]
+    assert failures, "the failed account is named"
+    secrets = [a.access_token for a in sim.accounts.values()] + [sim.client_secret]
+    secrets += [a.refresh_token for a in sim.accounts.values()]
+    assert not any(secret in run.stderr for secret in secrets)

@@ -3,6 +3,7 @@ SDK methods the tap overrides, listed with why."""
 
 from __future__ import annotations
 
+import logging
 import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -65,11 +66,24 @@ PRIVATE_SDK_OVERRIDES = {
 }
 
 
+def _no_stream_bookmark_line(record: logging.LogRecord) -> bool:
+    """Drops the SDK's "Starting incremental sync of 'x' with bookmark value: None": these
+    streams keep their bookmarks per account (each account's line says where it moved), so
+    the stream-wide value is always None and reads like a lost bookmark."""
+    return not (
+        record.msg == "Starting incremental sync of '%s' with bookmark value: %s"
+        and isinstance(record.args, tuple)
+        and len(record.args) == 2
+        and record.args[1] is None
+    )
+
+
 class CronofyStream(Stream):
     """A Cronofy stream: records from the client's replies, state written per partition."""
 
     def __init__(self, tap: Tap, services: Services) -> None:
         super().__init__(tap)
+        self.logger.addFilter(_no_stream_bookmark_line)
         self.services = services
         # When the answer holding the records being emitted arrived; None: per record.
         self.extracted_at: datetime | None = None

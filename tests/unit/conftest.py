@@ -22,6 +22,6 @@ def own_secrets():
     """Each test starts with the process's secret registry as it found it."""
     from tap_cronofy.redact import SECRETS
 
-    saved = (set(SECRETS._secrets), dict(SECRETS._by_prefix))
+    saved = (set(SECRETS._secrets), dict(SECRETS._by_ending))
     yield
-    SECRETS._secrets, SECRETS._by_prefix = saved
+    SECRETS._secrets, SECRETS._by_ending = saved

@@ -203,9 +203,57 @@ def test_the_filter_masks_message_args_traceback_and_stack():
     record.stack_info = "stack secret-token-77"
     assert RedactingFilter().filter(record) is True
     assert record.getMessage() == f"sent {MASK}" and record.args is None
-    assert record.exc_info is None and record.exc_text is not None
+    assert record.exc_text is not None
     assert "secret-token-77" not in record.exc_text and "ValueError" in record.exc_text
+    # a stand-in for structured formatters: the same type name, traceback, masked message
+    kind, value, tb = record.exc_info
+    assert (kind.__name__, kind.__module__, str(value)) == (
+        "ValueError",
+        "builtins",
+        f"with {MASK} inside",
+    )
+    assert tb is exc_info[2]
     assert record.stack_info == f"stack {MASK}"
+
+
+def test_a_record_without_secrets_keeps_its_args_and_exception():
+    """Formatters read them: the SDK's JSON logging takes a metric from args."""
+    from tap_cronofy.redact import SECRETS, RedactingFilter
+
+    SECRETS.add("secret-token-88")
+    point = object()
+    try:
+        raise KeyError("plain")
+    except KeyError:
+        import sys
+
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "METRIC: %s", (point,), exc_info)
+    assert RedactingFilter().filter(record) is True
+    assert record.args == (point,) and record.msg == "METRIC: %s"
+    assert record.exc_info == exc_info and record.exc_text is None
+
+
+def test_a_masked_exception_keeps_its_cause_masked_too():
+    from tap_cronofy.redact import SECRETS, RedactingFilter
+
+    SECRETS.add("secret-token-99")
+    try:
+        try:
+            raise OSError("refused for secret-token-99")
+        except OSError as inner:
+            raise RuntimeError("sync failed") from inner
+    except RuntimeError:
+        import sys
+
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", None, exc_info)
+    RedactingFilter().filter(record)
+    value = record.exc_info[1]
+    assert type(value).__name__ == "RuntimeError" and str(value) == "sync failed"
+    assert type(value.__cause__).__name__ == "OSError"
+    assert str(value.__cause__) == f"refused for {MASK}"
+    assert "secret-token-99" not in record.exc_text
 
 
 def test_a_malformed_record_is_passed_on_untouched():
@@ -372,3 +420,69 @@ def test_outside_a_run_state_messages_go_out_as_the_sdk_writes_them(capsysbinary
     writer.write_message(StateMessage(value={"n": 1}))
     assert json.loads(capsysbinary.readouterr().out) == {"type": "STATE", "value": {"n": 1}}
     assert writer.states_written == 1
+
+
+def test_threads_waiting_together_count_their_wait_once():
+    """Waiting is the run's wall time blocked, not a sum over threads: it can never exceed
+    the run's length (8 workers waiting 10 s together waited 10 s, not 80)."""
+    clock = FakeClock()
+    both_asleep = threading.Barrier(2, timeout=5)
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        both_asleep.wait()
+        with lock:
+            clock.now = max(clock.now, 10.0)
+
+    limiter = SlidingWindowLimiter([(2, 10.0)], clock=clock.time, sleep=sleep)
+    for _ in range(2):
+        with limiter.request():
+            pass
+    workers = [threading.Thread(target=lambda: limiter.request().__enter__()) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(5)
+    assert limiter.waited_seconds == pytest.approx(10.0)
+
+
+def test_a_long_pause_is_announced_before_it_is_slept():
+    clock = FakeClock()
+    events: list[tuple[str, float]] = []
+
+    def sleep(seconds: float) -> None:
+        events.append(("sleep", seconds))
+        clock.sleep(seconds)
+
+    limiter = SlidingWindowLimiter(
+        [(1, 10.0)],
+        clock=clock.time,
+        sleep=sleep,
+        on_pause=lambda seconds: events.append(("announced", seconds)),
+        long_pause=5.0,
+    )
+    with limiter.request():
+        pass
+    clock.now = 6.0  # 4 s left: short, not announced
+    with limiter.request():
+        pass
+    with limiter.request():  # 10 s: announced first
+        pass
+    assert events == [("sleep", 4.0), ("announced", 10.0), ("sleep", 10.0)]
+
+
+def test_secrets_sharing_a_long_prefix_are_each_masked():
+    """Tokens of one issuer often share a prefix (`sim-at-`, `CRfy-`): each is still found."""
+    registry = SecretRegistry()
+    tokens = [f"shared-prefix-{n:05d}-tail" for n in range(3000)]
+    for token in tokens:
+        registry.add(token)
+    text = f"a={tokens[7]} b={tokens[2999]} c=shared-prefix-00007-tai"
+    assert registry.redact(text) == f"a={MASK} b={MASK} c=shared-prefix-00007-tai"
+
+
+def test_overlapping_secrets_are_masked_as_one_region():
+    registry = SecretRegistry()
+    registry.add("abcdEFGH")
+    registry.add("EFGHijkl")
+    assert registry.redact("<abcdEFGHijkl>") == f"<{MASK}>", "no part of either shows"

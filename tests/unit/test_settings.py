@@ -44,6 +44,10 @@ def schema_errors(config: dict) -> list[str]:
         ({"start_date": "yesterday"}, "yesterday"),
         ({"api_url": "ftp:/x"}, "ftp:/x"),
         ({"save_rotated_refresh_tokens": "yes"}, "yes"),
+        ({"max_requests_per_run": -1}, "-1"),
+        ({"max_requests_per_run": "many"}, "many"),
+        ({"max_run_minutes": -5}, "-5"),
+        ({"max_run_minutes": "soon"}, "soon"),
     ],
 )
 def test_the_schema_refuses(config, field):
@@ -154,6 +158,7 @@ def test_defaults_apply_and_accounts_are_sorted():
     assert s.save_rotated_refresh_tokens is True
     assert (s.requests_per_second, s.requests_per_minute) == (50, 500)
     assert s.max_parallel_accounts == 8 and s.full_resync_days == 0
+    assert (s.max_requests_per_run, s.max_run_minutes) == (0, 0.0), "no budget by default"
     assert s.scheduler_secret == "secret-1234"
 
 
@@ -392,8 +397,11 @@ def test_every_number_setting_is_parsed():
             "requests_per_minute": 70,
             "max_parallel_accounts": 2,
             "full_resync_days": 3,
+            "max_requests_per_run": 6000,
+            "max_run_minutes": "50.5",
         }
     )
+    assert (s.max_requests_per_run, s.max_run_minutes) == (6000, 50.5)
     assert (s.max_retries, s.backoff_factor_seconds, s.max_retry_wait_seconds) == (3, 0.25, 9.0)
     assert (s.requests_per_second, s.requests_per_minute, s.max_parallel_accounts) == (7, 70, 2)
     assert s.full_resync_days == 3
@@ -437,3 +445,50 @@ def test_secrets_of_input_takes_string_values_as_they_are():
 
 def test_secrets_of_input_masks_an_accounts_value_given_as_text():
     assert st.secrets_of_input({"accounts": "[broken token-y"}, {}) == ["[broken token-y"]
+
+
+def test_an_empty_or_blank_setting_is_said_plainly_naming_it():
+    from tap_cronofy.tap import readable
+
+    for value in ("", "   "):
+        said = readable(f"'{value}' does not match '^\\\\S(.*\\\\S)?$' in config['client_id']")
+        assert said.startswith("`client_id` is set but empty")
+        assert "meltano config unset tap-cronofy client_id" in said
+    other = "'eu' is not one of ['us', 'uk'] in config['data_center']"
+    assert readable(other) == other
+    assert readable("'x y' does not match '^\\\\S+$' in config['tzid']").startswith("'x y'")
+
+
+def test_path_settings_are_relative_to_the_meltano_project_when_meltano_runs_the_tap(
+    tmp_path, monkeypatch
+):
+    from tap_cronofy.settings import project_path
+
+    assert project_path("accounts.json", {"MELTANO_PROJECT_ROOT": "/srv/proj"}) == (
+        "/srv/proj/accounts.json"
+    )
+    assert project_path("/etc/a.json", {"MELTANO_PROJECT_ROOT": "/srv/proj"}) == "/etc/a.json"
+    assert project_path("sub/a.json", {}) == "sub/a.json", "else the working directory"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert project_path("~/a.json", {"MELTANO_PROJECT_ROOT": "/srv"}) == f"{tmp_path}/a.json"
+    # and every reader of a path setting goes through it
+    (tmp_path / "accounts.json").write_text('[{"account_id": "acc_1", "access_token": "tok-1"}]')
+    (tmp_path / "ids.txt").write_text("srq_1\n")
+    monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.chdir("/")
+    config = {"accounts_file": "accounts.json", "scheduling_request_ids_file": "ids.txt"}
+    assert check(config) == []
+    s = Settings.from_config(config)
+    assert s.accounts_file == f"{tmp_path}/accounts.json"
+    assert [a.account_id for a in s.accounts] == ["acc_1"]
+    assert s.scheduling_request_ids() == ["srq_1"]
+
+
+def test_an_unreadable_relative_path_says_what_it_was_relative_to(tmp_path, monkeypatch):
+    monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(tmp_path))
+    errors = check({"accounts_file": "missing.json", "access_token": None})
+    assert any(f"relative to the Meltano project, {tmp_path}" in e for e in errors), errors
+    monkeypatch.delenv("MELTANO_PROJECT_ROOT")
+    monkeypatch.chdir(tmp_path)
+    errors = check({"scheduling_request_ids_file": "ids.txt"})
+    assert any(f"(in {tmp_path})" in e for e in errors), errors
