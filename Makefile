@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
+DEMO_PLUGINS := .meltano/.ready-demo
 
-.PHONY: install plugins test lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet clean
+.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet clean
 
 install: $(READY)
 
@@ -22,12 +23,21 @@ $(PLUGINS): $(READY) meltano.yml
 	MELTANO_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/meltano install
 	touch $(PLUGINS)
 
+# Only what the demo runs (the production loaders install with `make plugins`).
+$(DEMO_PLUGINS): $(READY) meltano.yml
+	MELTANO_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/meltano install tap-cronofy target-duckdb dbt-duckdb
+	touch $(DEMO_PLUGINS)
+
 # Two pytest workers: most tests wait on subprocesses and HTTP, so this halves the wall time.
 test: $(READY) $(PLUGINS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q -n 2
+
+# The unit tests on every Python 3.10 to 3.13 the machine offers, one venv each (.venvs/).
+test-pythons: $(READY)
+	$(BIN)/python .ci/test_pythons.py
 
 # Mutation testing of the deciding modules against tests/unit ([tool.mutmut] in pyproject.toml).
 mutation: $(READY)
@@ -39,7 +49,7 @@ lint: $(READY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-demo: $(READY) $(PLUGINS)
+demo: $(READY) $(DEMO_PLUGINS)
 	$(BIN)/python demo/run_demo.py
 
 simulator: $(READY)
@@ -74,4 +84,4 @@ bench-quota: $(READY)
 	$(BIN)/python benchmarks/quota.py
 
 clean:
-	rm -rf $(VENV) .meltano output .demo .bench
+	rm -rf $(VENV) .venvs .meltano output .demo .bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import typing as t
 
@@ -48,6 +49,7 @@ class StateFlushingWriter(MsgSpecWriter):
         self._pending = bytearray()
         self._held: StateMessage | None = None
         self.hold_states = False
+        self.broken = False  # the reader closed stdout: nothing more can be delivered
         self.states_written = 0
         atexit.register(self.finish)
 
@@ -86,7 +88,22 @@ class StateFlushingWriter(MsgSpecWriter):
             self.flush()
 
     def flush(self) -> None:
-        if self._pending:
-            sys.stdout.buffer.write(self._pending)
+        """Everything buffered out to stdout. When the reader has closed it (``| head``),
+        raises BrokenPipeError once; later output is dropped, with no second error."""
+        if self.broken:
             self._pending.clear()
-        sys.stdout.flush()
+            return
+        try:
+            if self._pending:
+                sys.stdout.buffer.write(self._pending)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.broken = True
+            self._pending.clear()
+            # As Python's documentation advises: point stdout at devnull, so that the
+            # interpreter's own flush at exit does not fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise
+        finally:
+            self._pending.clear()

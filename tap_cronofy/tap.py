@@ -150,6 +150,12 @@ class TapCronofy(Tap):
             self.state_writer.write_state(self.state)
             self.logger.error("%s", exc)
             code = 1
+        except BrokenPipeError:
+            self.logger.error(
+                "The reader of the tap's output closed it early (broken pipe): stopped. What "
+                "the reader did not receive, state included, is read again by the next run."
+            )
+            return 1
         finally:
             self.message_writer.finish()  # type: ignore[attr-defined]  # StateFlushingWriter
         if "client" in self.__dict__:  # a sync that reached Cronofy

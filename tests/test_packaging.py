@@ -99,3 +99,37 @@ def test_secrets_and_outputs_beside_the_project_are_ignored_by_git():
     }
     assert matched == set(ignored), result.stdout
     assert (ROOT / ".env.example").read_text().count("TAP_CRONOFY_") >= 5
+
+
+def test_pre_commit_runs_the_checks_make_test_runs():
+    import yaml
+
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    entries = {hook["entry"] for repo in config["repos"] for hook in repo["hooks"]}
+    makefile = (ROOT / "Makefile").read_text()
+    test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    for command in ("ruff check", "ruff format --check", "mypy"):
+        assert f"$(BIN)/{command}" in test_recipe
+        assert f".venv/bin/{command}" in entries, command
+
+
+def test_the_package_declares_the_pythons_it_supports():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'requires-python = ">=3.10"' in text
+    for minor in (10, 11, 12, 13):
+        assert f'"Programming Language :: Python :: 3.{minor}"' in text
+    assert "requires_meltano:" in (ROOT / "meltano.yml").read_text()
+
+
+def test_make_demo_installs_only_the_plugins_the_demo_runs():
+    import re
+
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\n$(DEMO_PLUGINS):", 1)[1].split("\n\n", 1)[0]
+    installed = set(recipe.split("meltano install", 1)[1].split("\n", 1)[0].split())
+    demo = (ROOT / "demo" / "run_demo.py").read_text()
+    used = set()
+    for args in re.findall(r'meltano\("(?:run|invoke)", ([^)]*)\)', demo):
+        used |= {name.split(":")[0] for name in re.findall(r'"([a-z][\w-]+(?::\w+)?)"', args)}
+    assert installed == used == {"tap-cronofy", "target-duckdb", "dbt-duckdb"}
+    assert re.search(r"^demo: \$\(READY\) \$\(DEMO_PLUGINS\)$", makefile, re.M)

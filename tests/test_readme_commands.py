@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from demo.project import BIN, free_port
-from tests.helpers import ROOT
+from tests.helpers import ROOT, tap_config
 
 
 def readme_meltano_lines() -> list[str]:
@@ -22,7 +22,8 @@ def readme_meltano_lines() -> list[str]:
     lines = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         lines.extend(line.strip() for line in block.splitlines() if line.startswith("meltano "))
-    return lines
+    # `meltano add` lines install into a new project: tests/test_plugin_definition.py
+    return [line for line in lines if not line.startswith("meltano add ")]
 
 
 def test_readme_uses_meltano_4_spelling():
@@ -135,3 +136,65 @@ def test_the_simulators_printed_lines_set_up_a_project(tmp_path):
             == 3
         )
         assert con.execute("select count(*) from cronofy.scheduling_requests").fetchone()[0] == 5
+
+
+def test_the_plain_cli_section_runs_as_written(sim, tmp_path):
+    """The README's plain-CLI block, the install lines aside (the tap from this venv, the
+    target from `make test`'s Meltano plugins), with the simulator's settings."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Without Meltano (plain CLI)", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    script = block[1]
+    installs = [line for line in script.splitlines() if "pip install" in line]
+    assert len(installs) == 2, installs
+    for line in installs:
+        script = script.replace(line + "\n", "")
+    config = json.dumps({**tap_config(sim, sim.url), "tzid": "Etc/UTC"})
+    script = re.sub(r"<<'JSON'\n.*?\nJSON\n", f"<<'JSON'\n{config}\nJSON\n", script, flags=re.S)
+    (tmp_path / ".venv").symlink_to(BIN.parent)
+    target = ROOT / ".meltano" / "loaders" / "target-jsonl" / "venv"
+    (tmp_path / ".target").symlink_to(target)
+    sim.advance(60)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TAP_CRONOFY_")},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    first = [json.loads(line) for line in (tmp_path / "first.jsonl").read_text().splitlines()]
+    assert any(m["type"] == "RECORD" for m in first)
+    assert json.loads((tmp_path / "state.json").read_text())["bookmarks"]["free_busy"]
+    written = {path.name.split("-")[0] for path in tmp_path.glob("*-*.jsonl")}
+    assert "accounts" in written, "the incremental run reached the target"
+    catalog = json.loads((tmp_path / "my-catalog.json").read_text())
+    assert {s["tap_stream_id"] for s in catalog["streams"]} >= {"free_busy", "calendars"}
+
+
+def test_a_reader_that_closes_early_gets_one_line_not_a_traceback(tmp_path):
+    from simulator import Simulator, SimulatorServer
+
+    # 1,500 periods: well over a pipe's 64 KiB, so the tap is still writing when head exits
+    sim = Simulator(seed=2, accounts=3, events_per_account=500, page_size=500)
+    server = SimulatorServer(sim).start()
+    (tmp_path / "config.json").write_text(json.dumps(tap_config(sim, server.url)))
+    try:
+        result = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f"{BIN}/tap-cronofy --config config.json | head -n 1 > /dev/null; "
+                "echo ${PIPESTATUS[0]} >&2",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        server.stop()
+    assert "Traceback" not in result.stderr and "unhandled error" not in result.stderr
+    assert "closed it early (broken pipe)" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "1"

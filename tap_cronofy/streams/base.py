@@ -4,6 +4,7 @@ SDK methods the tap overrides, listed with why."""
 from __future__ import annotations
 
 import logging
+import sys
 import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -66,15 +67,21 @@ PRIVATE_SDK_OVERRIDES = {
 }
 
 
-def _no_stream_bookmark_line(record: logging.LogRecord) -> bool:
-    """Drops the SDK's "Starting incremental sync of 'x' with bookmark value: None": these
-    streams keep their bookmarks per account (each account's line says where it moved), so
-    the stream-wide value is always None and reads like a lost bookmark."""
-    return not (
+def _quiet_sdk_lines(record: logging.LogRecord) -> bool:
+    """Drops two SDK lines that read like bugs here: "Starting incremental sync of 'x' with
+    bookmark value: None" (these streams keep their bookmarks per account, and each
+    account's line says where it moved), and "An unhandled error occurred" when the error
+    is the reader closing the pipe (the tap says so itself, in one line)."""
+    if (
         record.msg == "Starting incremental sync of '%s' with bookmark value: %s"
         and isinstance(record.args, tuple)
         and len(record.args) == 2
         and record.args[1] is None
+    ):
+        return False
+    return not (
+        str(record.msg).startswith("An unhandled error occurred")
+        and isinstance(sys.exc_info()[1], BrokenPipeError)
     )
 
 
@@ -83,7 +90,7 @@ class CronofyStream(Stream):
 
     def __init__(self, tap: Tap, services: Services) -> None:
         super().__init__(tap)
-        self.logger.addFilter(_no_stream_bookmark_line)
+        self.logger.addFilter(_quiet_sdk_lines)
         self.services = services
         # When the answer holding the records being emitted arrived; None: per record.
         self.extracted_at: datetime | None = None
