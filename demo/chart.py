@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from pathlib import Path
 
 import duckdb
@@ -27,13 +28,30 @@ def weekly(warehouse: Path, weeks: int = 8) -> tuple[list[dt.date], dict[str, li
     return days, dict(sorted(series.items()))
 
 
+def columns(text: str) -> int:
+    """Terminal columns ``text`` takes: wide (CJK) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, width: int) -> str:
+    return text + " " * (width - columns(text))
+
+
+def weeks_label(days: list[dt.date]) -> str:
+    """What the chart covers: ``8 ISO weeks from Mon 30 Nov 2026 to Mon 18 Jan 2027``."""
+    return f"{len(days)} ISO weeks starting Monday {days[0]:%d %b %Y} to {days[-1]:%d %b %Y}"
+
+
 def terminal(days: list[dt.date], series: dict[str, list[float]]) -> str:
     top = max((h for values in series.values() for h in values), default=0) or 1
-    width = max((len(name) for name in series), default=4)
-    lines = [f"{'':<{width}}  " + " ".join(f"{d:%d %b}" for d in days)]
+    width = max((columns(name) for name in series), default=4)
+    lines = [
+        f"  busy hours, {weeks_label(days)}:",
+        pad("", width) + "  " + " ".join(f"{d:%d %b}".ljust(7) for d in days),
+    ]
     for name, values in series.items():
         cells = [f"{BARS[round(h / top * (len(BARS) - 1))] * 2} {h:4.1f}" for h in values]
-        lines.append(f"{name:<{width}}  " + " ".join(cells))
+        lines.append(pad(name, width) + "  " + " ".join(cells))
     return "\n".join(lines)
 
 
@@ -60,6 +78,8 @@ def png(days: list[dt.date], series: dict[str, list[float]], path: Path) -> Path
         offsets = [n + (index - (count - 1) / 2) * width for n in range(len(days))]
         ax.bar(offsets, values, width=width, label=label(name))
     ax.set_xticks(range(len(days)), [f"{d:%d %b}" for d in days])
+    years = sorted({f"{d:%Y}" for d in days})
+    ax.set_xlabel(f"ISO week, starting Monday ({' to '.join(years)})")
     ax.set_ylabel("busy hours (overlaps counted once)")
     ax.set_title("Busy hours per person per ISO week (their own time zone)")
     ax.legend(frameon=False, fontsize="small")

@@ -166,7 +166,8 @@ def main() -> None:
                    round(sum(overlap_hours), 1) as double_counted, sum(all_day_days) as all_day
             from warehouse.analytics.busy_hours_weekly group by all order by account_name
         """,
-            "summing durations double-counts overlapping meetings; the union does not",
+            "every week loaded (Cronofy's window: 6 weeks back to 29 ahead); summing durations "
+            "double-counts overlapping meetings, the union does not",
         )
         days, series = chart.weekly(WAREHOUSE)
         print(chart.terminal(days, series))

@@ -132,5 +132,16 @@ def test_dbt_busy_hours_count_overlaps_once_and_match_the_calendars(sim, tmp_pat
     assert series[sim.accounts[first].name][days.index(week)] == busy
     text = chart.terminal(days, series)
     assert all(name in text for name in series)
+    assert chart.weeks_label(days) in text and f"{days[0]:%Y}" in text, "which weeks, which year"
     picture = chart.png(days, series, tmp_path / "busy.png")
     assert picture.stat().st_size > 5000 and picture.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_terminal_chart_aligns_wide_names():
+    """A CJK name takes two columns a character: rows stay aligned."""
+    days = [dt.date(2026, 11, 30), dt.date(2026, 12, 7)]
+    text = chart.terminal(days, {"田中 太郎": [1.0, 2.0], "Ann": [3.0, 0.0]})
+    rows = text.splitlines()[1:]  # the header of dates, then one row per name
+    assert len({chart.columns(row) for row in rows}) == 1, text
+    assert chart.columns("田中") == 4 and chart.columns(chart.pad("田中", 6)) == 6
+    assert chart.weeks_label(days) == "2 ISO weeks starting Monday 30 Nov 2026 to 07 Dec 2026"

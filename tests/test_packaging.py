@@ -133,3 +133,25 @@ def test_make_demo_installs_only_the_plugins_the_demo_runs():
         used |= {name.split(":")[0] for name in re.findall(r'"([a-z][\w-]+(?::\w+)?)"', args)}
     assert installed == used == {"tap-cronofy", "target-duckdb", "dbt-duckdb"}
     assert re.search(r"^demo: \$\(READY\) \$\(DEMO_PLUGINS\)$", makefile, re.M)
+
+
+def test_the_version_comes_from_git():
+    """setuptools-scm: a tag vX.Y.Z is version X.Y.Z; other commits are X.Y.devN+g<commit>."""
+    import importlib.metadata
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in text and "setuptools-scm" in text
+    assert not re.search(r'^version = "', text, re.M), "no static version beside it"
+    version = importlib.metadata.version("tap-cronofy")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short=7", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    tagged = (
+        subprocess.run(
+            ["git", "describe", "--tags", "--exact-match"], cwd=ROOT, capture_output=True
+        ).returncode
+        == 0
+    )
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\.dev\d+\+g[0-9a-f]+(\.d\d{8})?)?", version), version
+    assert tagged or commit[:7] in version or ".dev" in version, (version, commit)

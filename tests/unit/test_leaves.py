@@ -486,3 +486,21 @@ def test_overlapping_secrets_are_masked_as_one_region():
     registry.add("abcdEFGH")
     registry.add("EFGHijkl")
     assert registry.redact("<abcdEFGHijkl>") == f"<{MASK}>", "no part of either shows"
+
+
+def test_the_client_announces_a_long_pause_with_its_limits(caplog):
+    from tap_cronofy.client import LONG_WAIT_SECONDS, CronofyClient
+    from tap_cronofy.settings import Settings
+
+    logger = logging.getLogger("tap-cronofy-pause-test")
+    client = CronofyClient(
+        Settings.from_config({"access_token": "tok-1234", "requests_per_minute": 120}),
+        user_agent="test",
+        logger=logger,
+    )
+    assert client.limiter._long_pause == LONG_WAIT_SECONDS == 5.0
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        client.limiter._on_pause(12.4)  # type: ignore[misc]
+    assert caplog.messages == [
+        "Pausing 12 s for the client-side rate limit (120 requests/minute, 50/second)."
+    ]
