@@ -13,7 +13,7 @@ from functools import cached_property
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.singerlib import RecordMessage, SingerMessageType
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
@@ -85,6 +85,14 @@ def _quiet_sdk_lines(record: logging.LogRecord) -> bool:
     )
 
 
+class TypedRecordMessage(RecordMessage):
+    """A RECORD message whose ``time_extracted`` is known to be aware (always the case
+    here): the SDK's check of it, on every record, is skipped."""
+
+    def __post_init__(self) -> None:
+        self.type = SingerMessageType.RECORD
+
+
 class CronofyStream(Stream):
     """A Cronofy stream: records from the client's replies, state written per partition."""
 
@@ -148,7 +156,7 @@ class CronofyStream(Stream):
             return
         extracted = self.extracted_at or datetime.now(timezone.utc)
         if self._plain_maps:
-            yield RecordMessage(
+            yield TypedRecordMessage(
                 stream=self.name, record=record, version=None, time_extracted=extracted
             )
             return

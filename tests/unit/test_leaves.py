@@ -504,3 +504,33 @@ def test_the_client_announces_a_long_pause_with_its_limits(caplog):
     assert caplog.messages == [
         "Pausing 12 s for the client-side rate limit (120 requests/minute, 50/second)."
     ]
+
+
+def test_record_lines_are_byte_for_byte_the_sdks_msgspec_lines():
+    import datetime as dt
+    import decimal
+
+    from singer_sdk.contrib.msgspec import MsgSpecWriter
+    from singer_sdk.singerlib.encoding.simple import RecordMessage
+
+    from tap_cronofy.output import StateFlushingWriter
+    from tap_cronofy.streams.base import TypedRecordMessage
+
+    moment = dt.datetime(2026, 1, 1, 3, 4, 5, 123456, tzinfo=dt.timezone.utc)
+    later = dt.datetime(2026, 1, 1, 3, 4, 6, tzinfo=dt.timezone.utc)
+    messages = [
+        RecordMessage(
+            stream="s", record={"a": 1, "d": decimal.Decimal("1.5")}, time_extracted=moment
+        ),
+        TypedRecordMessage(
+            stream="free_busy", record={"k": "é", "n": None}, version=3, time_extracted=moment
+        ),
+        TypedRecordMessage(stream="free_busy", record={"k": 2}, time_extracted=later),
+        RecordMessage(stream="s", record={"a": 2}, time_extracted=None),
+    ]
+    writer = StateFlushingWriter()
+    for message in messages:
+        writer.write_message(message)
+    expected = b"".join(bytes(MsgSpecWriter().format_message(m)) for m in messages)
+    assert bytes(writer._pending) == expected
+    writer._pending.clear()
