@@ -183,7 +183,7 @@ def test_two_periods_sharing_a_key_are_counted_and_shown(sim):
     run = run_tap(tap_config(sim, sim.url), streams=FB)
     assert run.returncode == 0, run.stderr
     assert f"{calendar}/{clash}" in run.stderr and "shared a key" in run.stderr
-    assert "1 key collision," in run.stderr
+    assert "1 key collision." in run.stderr
 
 
 def test_a_run_bound_by_the_rate_limit_says_so_with_the_arithmetic(sim):
