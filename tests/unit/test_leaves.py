@@ -534,3 +534,45 @@ def test_record_lines_are_byte_for_byte_the_sdks_msgspec_lines():
     expected = b"".join(bytes(MsgSpecWriter().format_message(m)) for m in messages)
     assert bytes(writer._pending) == expected
     writer._pending.clear()
+
+
+def test_the_summary_says_one_page_not_one_pages():
+    from tap_cronofy.report import RunReport
+
+    report = RunReport()
+    tally = report.tally("free_busy")
+    tally.accounts, tally.pages, tally.records, tally.deleted, tally.collisions = 1, 1, 1, 1, 1
+    tally.reads["incremental"] += 1
+    report.tally("calendars").reads["not due"] += 2
+    lines = report.summary_lines(0.0, 1)
+    assert lines == [
+        "Summary calendars: 0 records (reads: 2 not due).",
+        "Summary free_busy: 1 record from 1 account (1 page; reads: 1 incremental), "
+        "1 deletion, 1 key collision.",
+        "Summary run: 1 request to Cronofy, 0.0 s waiting on the client-side rate limit, "
+        "0 failed accounts.",
+    ]
+
+
+def test_the_sdks_stream_wide_bookmark_line_and_broken_pipe_error_are_dropped():
+    import sys
+
+    from tap_cronofy.streams.base import _quiet_sdk_lines
+
+    def record(msg: str, args: tuple) -> logging.LogRecord:
+        return logging.LogRecord(
+            "tap-cronofy.free_busy", logging.INFO, __file__, 1, msg, args, None
+        )
+
+    template = "Starting incremental sync of '%s' with bookmark value: %s"
+    assert not _quiet_sdk_lines(record(template, ("free_busy", None)))
+    assert _quiet_sdk_lines(record(template, ("free_busy", "2026-12-01T00:00:00Z")))
+    unhandled = record("An unhandled error occurred while syncing '%s'", ("free_busy",))
+    assert _quiet_sdk_lines(unhandled), "any other error is logged"
+    try:
+        raise BrokenPipeError
+    except BrokenPipeError:
+        assert sys.exc_info()[0] is BrokenPipeError
+        assert not _quiet_sdk_lines(unhandled), (
+            "the reader closing the pipe is said once, by the tap"
+        )
