@@ -98,7 +98,7 @@ class RunBudget:
             )
         if never := len(self.waiting) - len(synced):
             line += f"{';' if synced else ''} {never} never synced"
-        return line + ("." if synced or never else "")
+        return line + "."  # someone waited: synced before, or never
 
 
 def _ago(now: dt.datetime, moment: str) -> str:

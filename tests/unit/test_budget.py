@@ -110,11 +110,12 @@ def test_the_summary_says_who_waited_since_when_and_why():
     budget = RunBudget(3, 0, spent)
     assert budget.admit("a")
     spent.requests = 3
-    assert not budget.admit("b", "2026-12-01T09:15:00Z")
+    assert budget.admit("b", "2026-12-01T09:15:00Z") is False
     assert not budget.admit("c", "2026-12-01T11:50:00Z")
+    assert not budget.admit("e", "2026-12-01T10:00:00Z")
     assert not budget.admit("d")
     assert budget.summary(NOW) == (
-        "1 account(s) served; 3 waited for the next run, which serves them first: its budget "
+        "1 account(s) served; 4 waited for the next run, which serves them first: its budget "
         "of 3 requests (max_requests_per_run) was spent. They were last synced 10 min to "
         "2 h 45 min ago (the stalest at 2026-12-01T09:15:00Z); 1 never synced."
     )
