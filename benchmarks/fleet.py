@@ -34,6 +34,7 @@ from common import PYTHON, ROOT
 sys.path.insert(0, str(ROOT))
 from demo.project import SimulatorProcess
 from simulator import Simulator, SimulatorServer
+from tests.helpers import request_owner
 
 BASELINE = os.environ.get("BENCH_BASELINE", "ca1fce4")
 SIZES = [int(n) for n in os.environ.get("BENCH_FLEET_SIZES", "200,1000,10000").split(",")]
@@ -134,14 +135,6 @@ def baseline() -> Version:
 # Part 1: a simulated day
 
 
-def owner(sim: Simulator, request: dict) -> str | None:
-    if request["account_id"] or request["path"] != "/oauth/token":
-        return request["account_id"]
-    return next(
-        (a.account_id for a in sim.accounts.values() if a.refresh_token in request["body"]), None
-    )
-
-
 def endpoint(path: str) -> str:
     return "/v1/free_busy" if path.startswith("/v1/free_busy") else path
 
@@ -168,7 +161,7 @@ def day_of_runs(version: Version) -> dict:
             state = version.run(config, catalog, state)["state"]
             counted: collections.Counter = collections.Counter()
             for request in sim.requests:
-                if owner(sim, request) is not None:
+                if request_owner(sim, request) is not None:
                     counted[endpoint(request["path"])] += 1
             per_run.append(counted)
         runs = per_run[1:]  # the day after the first sync

@@ -121,7 +121,6 @@ class StateFlushingWriter(MsgSpecWriter):
             sys.stdout.flush()
         except BrokenPipeError:
             self.broken = True
-            self._pending.clear()
             # As Python's documentation advises: point stdout at devnull, so that the
             # interpreter's own flush at exit does not fail again.
             devnull = os.open(os.devnull, os.O_WRONLY)

@@ -50,6 +50,16 @@ class TapRun:
         return [r["scheduling_request_id"] for r in self.records(stream)]
 
 
+def request_owner(sim: Simulator, request: dict) -> str | None:
+    """The account a logged simulator request is for: its bearer token's, or, for a token
+    request (no bearer), the account whose refresh token its body carries."""
+    if request["account_id"] or request["path"] != "/oauth/token":
+        return request["account_id"]
+    return next(
+        (a.account_id for a in sim.accounts.values() if a.refresh_token in request["body"]), None
+    )
+
+
 def account_states(state: dict | None) -> dict[str, dict]:
     """free_busy's state per account id, as a STATE message carries it."""
     return ((state or {}).get("bookmarks", {}).get("free_busy", {})).get("accounts", {})

@@ -11,7 +11,13 @@ import random
 
 from simulator import Simulator, SimulatorServer
 from tap_cronofy.window import calendar_slot
-from tests.helpers import account_states, expected_first_sync, run_tap, tap_config
+from tests.helpers import (
+    account_states,
+    expected_first_sync,
+    request_owner,
+    run_tap,
+    tap_config,
+)
 
 PER_ACCOUNT = ["free_busy", "calendars", "accounts"]
 TOKEN, FREE_BUSY, CALENDARS, USERINFO = (
@@ -22,22 +28,13 @@ TOKEN, FREE_BUSY, CALENDARS, USERINFO = (
 )
 
 
-def owner(sim, request: dict) -> str | None:
-    """The account a request is for: its bearer token's, or a token request's refresh token."""
-    if request["account_id"] or request["path"] != TOKEN:
-        return request["account_id"]
-    return next(
-        (a.account_id for a in sim.accounts.values() if a.refresh_token in request["body"]), None
-    )
-
-
 def costs(sim) -> dict[str | None, collections.Counter]:
     """Requests of the last run by account (in the order of their first request) and path,
     every page of a query counted as one more request of its endpoint; then forget them."""
     counted: dict[str | None, collections.Counter] = collections.defaultdict(collections.Counter)
     for request in sim.requests:
         path = FREE_BUSY if request["path"].startswith(FREE_BUSY) else request["path"]
-        counted[owner(sim, request)][path] += 1
+        counted[request_owner(sim, request)][path] += 1
     sim.requests.clear()
     return counted
 

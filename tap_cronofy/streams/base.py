@@ -3,6 +3,8 @@ SDK methods the tap overrides, listed with why."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 import typing as t
@@ -83,6 +85,13 @@ def _quiet_sdk_lines(record: logging.LogRecord) -> bool:
         str(record.msg).startswith("An unhandled error occurred")
         and isinstance(sys.exc_info()[1], BrokenPipeError)
     )
+
+
+def fingerprint(value: object, digits: int) -> str:
+    """A short hash of a JSON value's canonical form: a record's content, kept in state to
+    tell whether it changed since the last run."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:digits]
 
 
 class TypedRecordMessage(RecordMessage):

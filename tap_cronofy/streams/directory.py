@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import typing as t
 from dataclasses import dataclass
-
-import pendulum
 
 from tap_cronofy.client import format_time
 from tap_cronofy.errors import CronofyAPIError
 from tap_cronofy.prefetch import OrderedPrefetcher
+from tap_cronofy.report import plural
 from tap_cronofy.schemas import ACCOUNT, CALENDAR, CALENDAR_FIELDS
-from tap_cronofy.streams.base import CronofyStream
+from tap_cronofy.streams.base import CronofyStream, fingerprint
 from tap_cronofy.window import (
     ACCOUNTS,
     LAST_RUN,
     calendar_changes,
     calendars_due,
     run_gap_hours,
+    server_date,
+    zone,
 )
 
 if t.TYPE_CHECKING:
@@ -140,8 +139,8 @@ class CalendarsStream(_PerAccountStream):
         state[ACCOUNTS] = self._states
         self.state_manager.is_flushed = False
         now = self.client.server_now() or dt.datetime.now(dt.timezone.utc)
-        local = pendulum.instance(now).in_timezone(self.settings.tzid)
-        self._today, self._hour = local.date(), local.hour
+        local = now.astimezone(zone(self.settings.tzid))
+        self._today, self._hour = server_date(now, self.settings.tzid), local.hour
         self._gap = run_gap_hours(state.get(LAST_RUN), now)
         state[LAST_RUN] = format_time(now)
         self._reasons: dict[str, str] = {}
@@ -169,7 +168,7 @@ class CalendarsStream(_PerAccountStream):
         changed, state = calendar_changes(
             self._states.get(account_id),
             self._today,
-            {calendar_id: _fingerprint(r) for calendar_id, r in records.items()},
+            {calendar_id: fingerprint(r, 12) for calendar_id, r in records.items()},
         )
         self.logger.info(
             "Account %s: calendars read (%s): %s, %d new or changed.",
@@ -245,12 +244,3 @@ def fields(value: dict, names: tuple[str, ...]) -> dict:
 def pick(value: object, names: tuple[str, ...]) -> dict | None:
     """``fields`` of an object; None when it is not an object."""
     return fields(value, names) if isinstance(value, dict) else None
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def _fingerprint(record: dict) -> str:
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -16,6 +16,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from tap_cronofy.client import format_time
 from tap_cronofy.errors import AccountError, CronofyAPIError, ExpiredPageError
 from tap_cronofy.prefetch import OrderedPrefetcher
+from tap_cronofy.report import plural
 from tap_cronofy.schemas import FREE_BUSY
 from tap_cronofy.streams.base import CronofyStream
 from tap_cronofy.window import (
@@ -317,10 +318,6 @@ class FreeBusyStream(CronofyStream):
             finally:
                 if seen is not emitted:  # later queries and a restart skip these keys
                     emitted.update(seen)
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _utcnow() -> dt.datetime:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import typing as t
 from functools import cached_property
 
@@ -11,7 +9,7 @@ from tap_cronofy.accounts import SecretCredential
 from tap_cronofy.client import format_time
 from tap_cronofy.errors import CredentialError, CronofyAPIError
 from tap_cronofy.schemas import SCHEDULING_REQUEST
-from tap_cronofy.streams.base import CronofyStream
+from tap_cronofy.streams.base import CronofyStream, fingerprint
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -76,12 +74,12 @@ class SchedulingRequestsStream(CronofyStream):
             for request_id in batch:
                 if (request := returned.get(request_id)) is None:
                     continue
-                fingerprint = _fingerprint(request)
-                if incremental and fingerprints.get(request_id) == fingerprint:
+                digest = fingerprint(request, 16)
+                if incremental and fingerprints.get(request_id) == digest:
                     continue
                 yield {**request, "last_modified": seen_at}
                 emitted += 1
-                fingerprints[request_id] = fingerprint  # only once the record is out
+                fingerprints[request_id] = digest  # only once the record is out
                 state[STATE_KEY] = _encode(fingerprints, ids)
         if missing:
             self.logger.warning(
@@ -100,11 +98,6 @@ class SchedulingRequestsStream(CronofyStream):
         )
         self.services.report.tally(self.name).records += emitted
         state[STATE_KEY] = _encode(fingerprints, ids)  # ids no longer configured drop out
-
-
-def _fingerprint(request: dict) -> str:
-    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _encode(fingerprints: dict[str, str], ids: list[str]) -> list[str]:
