@@ -23,6 +23,7 @@ KEYS = (
     "label",
     "description",
     "executable",
+    "commands",
     "capabilities",
     "settings_group_validation",
     "settings",

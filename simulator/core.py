@@ -19,6 +19,8 @@ import typing as t
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from simulator.push import MAX_CHANNELS, Notifier, new_channel
+
 UTC = dt.timezone.utc
 DAYS_BACK = 42
 DAYS_AHEAD = 201
@@ -143,6 +145,7 @@ class Account:
     token_issued: float = 0.0  # simulator clock; the access token expires token_lifetime later
     series: dict[str, Series] = field(default_factory=dict)
     calendar_names: dict[str, str] = field(default_factory=dict)  # renamed calendars
+    channels: dict[str, dict] = field(default_factory=dict)  # push notification channels
 
 
 @dataclass
@@ -215,6 +218,7 @@ class Simulator:
         self.accounts: dict[str, Account] = {}
         self.scheduling: dict[str, dict] = {}
         self._created: dict[str, float] = {}
+        self.notifier = Notifier(self.client_secret)
         self.reset(
             seed=seed,
             accounts=accounts,
@@ -344,6 +348,7 @@ class Simulator:
                 )
                 account.events[(calendar, event.event_uid)] = event
                 made.append(event)
+            self.changed(account_id)
             return made
 
     def _seed_scheduling_request(self, rng: random.Random, index: int) -> None:
@@ -412,6 +417,7 @@ class Simulator:
             for name, value in changes.items():
                 setattr(event, name, value)
             event.last_modified = self.now() - self.sync_lag
+            self.changed(account_id, managed=event.managed)
             return event
 
     def delete_event(self, account_id: str, event_uid: str) -> Event:
@@ -432,6 +438,7 @@ class Simulator:
                 values["end"] = fmt_time(begin + dt.timedelta(hours=1))
             event = Event(last_modified=self.now() - self.sync_lag, **values)
             account.events[(event.calendar_id, event.event_uid)] = event
+            self.changed(account_id, managed=event.managed)
             return event
 
     def add_calendar(self, account_id: str, name: str = "Projects") -> str:
@@ -460,6 +467,7 @@ class Simulator:
             values.setdefault("every_days", 7)
             series = Series(last_modified=self.now() - self.sync_lag, **values)
             account.series[series.uid] = series
+            self.changed(account_id)
             return series
 
     def modify_series(self, account_id: str, uid: str, **changes: object) -> Series:
@@ -469,7 +477,53 @@ class Simulator:
             for name, value in changes.items():
                 setattr(series, name, value)
             series.last_modified = self.now() - self.sync_lag
+            self.changed(account_id)
             return series
+
+    # Push notifications
+
+    def changed(self, account_id: str, *, managed: bool = False) -> None:
+        """A change notification to each of the account's channels; none for a managed
+        event (Cronofy does not notify an application of its own changes)."""
+        if not managed:
+            self.notify(account_id, "change")
+
+    def notify(self, account_id: str, kind: str) -> int:
+        """A notification of ``kind`` to each channel of the account; how many."""
+        with self.lock:
+            channels = list(self.accounts[account_id].channels.values())
+            since = fmt_time(self.now_dt())
+        for channel in channels:
+            notification = {"type": kind}
+            if kind == "change":
+                notification["changes_since"] = since
+            self.notifier.send(channel, account_id, notification)
+        return len(channels)
+
+    def create_channel(self, token: str | None, body: dict) -> dict:
+        account = self.authorize(token)
+        url = body.get("callback_url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise field_error("callback_url", "errors.required", "callback_url is required")
+        with self.lock:
+            if len(account.channels) >= MAX_CHANNELS:
+                raise field_error("callback_url", "errors.too_many_channels", "at most 128")
+            channel = new_channel(url, body.get("filters"))
+            account.channels[channel["channel_id"]] = channel
+        self.notifier.send(channel, account.account_id, {"type": "verification"})
+        return {"channel": channel}
+
+    def list_channels(self, token: str | None) -> dict:
+        account = self.authorize(token)
+        with self.lock:
+            return {"channels": [dict(c) for c in account.channels.values()]}
+
+    def close_channel(self, token: str | None, channel_id: str) -> dict:
+        account = self.authorize(token)
+        with self.lock:
+            if account.channels.pop(channel_id, None) is None:
+                raise APIError(404, {"error": "not_found"})
+        return {}
 
     def periods_of(self, account: Account, lower: dt.datetime, upper: dt.datetime) -> list[Event]:
         """Single events and the occurrences of series between lower and upper."""

@@ -168,6 +168,12 @@ class Handler(BaseHTTPRequestHandler):
             return 200, self.sim.userinfo(self.sim.authorize(token))
         if method == "POST" and path == "/oauth/token":
             return 200, self.sim.refresh(parse_body(body, self.headers.get("Content-Type")))
+        if path == "/v1/channels" and method == "POST":
+            return 200, self.sim.create_channel(token, parse_body(body, "application/json"))
+        if path == "/v1/channels" and method == "GET":
+            return 200, self.sim.list_channels(token)
+        if path.startswith("/v1/channels/") and method == "DELETE":
+            return 202, self.sim.close_channel(token, path.rsplit("/", 1)[1])
         if method == "POST" and path == "/v1/scheduling_requests/query":
             return 200, self.sim.query_scheduling_requests(
                 token, parse_body(body, "application/json")
@@ -261,6 +267,20 @@ class Handler(BaseHTTPRequestHandler):
         if head == "faults" and method == "DELETE":
             sim.faults.clear()
             return {"faults": 0}
+        if head == "push" and method == "POST" and parts[1:] == ["flush"]:
+            return {"flushed": sim.notifier.flush(float(data.get("timeout", 30)))}
+        if head == "push" and method == "POST" and parts[1:] == ["notify"]:
+            return {"sent": sim.notify(data["account_id"], data.get("type", "change"))}
+        if head == "push" and method == "POST":
+            for name, value in data.items():
+                if not hasattr(sim.notifier.knobs, name):
+                    raise KeyError(name)
+                setattr(sim.notifier.knobs, name, value)
+            return dataclasses.asdict(sim.notifier.knobs)
+        if head == "push" and method == "GET":
+            return dataclasses.asdict(sim.notifier.stats)
+        if head == "channels" and method == "GET":
+            return list(sim.accounts[parts[1]].channels.values())
         if head == "expire_token" and method == "POST":
             sim.expire_access_token(data["account_id"])
             return {"ok": True}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import os
@@ -121,6 +122,16 @@ class CronofyClient:
             return None
         return datetime.fromtimestamp(time.time() + self._clock_offset, timezone.utc)
 
+    def clock(self) -> datetime:
+        """Cronofy's clock, asked with one unauthenticated request to the API base when no
+        answer of this run has told it yet (change-driven mode decides by it before any
+        account is queried)."""
+        if (now := self.server_now()) is not None:
+            return now
+        with contextlib.suppress(requests.RequestException):
+            self._send("GET", self.url("/"), None, None, None)
+        return self.server_now() or datetime.now(timezone.utc)
+
     def _pausing(self, seconds: float) -> None:
         """A long rate-limit pause, as it begins: a run never looks stuck."""
         self.logger.info(
@@ -140,6 +151,9 @@ class CronofyClient:
 
     def post(self, url: str, body: dict, *, credential: Credential) -> Reply:
         return self._with_retries(self._authorized, "POST", url, None, body, credential)
+
+    def delete(self, url: str, *, credential: Credential) -> Reply:
+        return self._with_retries(self._authorized, "DELETE", url, None, None, credential)
 
     def token_request(self, body: dict) -> Reply:
         """POST to ``/oauth/token`` (no Bearer); 4xx answers come back as replies."""

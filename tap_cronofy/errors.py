@@ -32,6 +32,10 @@ class AccountError(CronofyAPIError):
         self.final = final
 
 
+class ChangeLogError(CronofyAPIError):
+    """Change-driven mode: the change log cannot be read; nothing is requested."""
+
+
 class ExpiredPageError(CronofyAPIError):
     """A ``next_page`` URL answered 404: its page token expired."""
 

@@ -15,6 +15,9 @@ class StreamTally:
     deleted: int = 0
     collisions: int = 0
     reads: Counter = field(default_factory=Counter)
+    # change-driven mode: why accounts were queried, and how many were not
+    queried: Counter = field(default_factory=Counter)
+    unqueried: int = 0
 
 
 class RunReport:
@@ -47,6 +50,12 @@ class RunReport:
                     line += f", {plural(tally.collisions, 'key collision')}"
             elif reads:
                 line += f" (reads: {reads})"
+            if tally.queried or tally.unqueried:
+                why = ", ".join(f"{n} {reason}" for reason, n in sorted(tally.queried.items()))
+                line += (
+                    f"; change-driven: {plural(sum(tally.queried.values()), 'account')} queried"
+                    f" ({why or 'none'}), {tally.unqueried} unchanged with no request"
+                )
             lines.append(line + ".")
         failed = len(self.failed_accounts)
         lines.append(

@@ -8,6 +8,7 @@ import os
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import pendulum
@@ -239,6 +240,30 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         description="Per-run time budget, in minutes: after this long, no further account "
         "is started, as with max_requests_per_run; 0 = no budget",
     ),
+    th.Property(
+        "change_log",
+        th.StringType(),
+        secret=True,  # a postgresql:// URL may carry a password (only that part is masked)
+        description="Change-driven mode: the change log that `tap-cronofy-push receive` writes "
+        "Cronofy's push notifications to (a file path for SQLite, relative to the Meltano "
+        "project, or a postgresql:// URL). free_busy then queries only the accounts notified "
+        "since their last query, those never synced and each account once a day; unset = "
+        "query every account every run",
+    ),
+    th.Property(
+        "notification_url",
+        th.StringType(pattern=_ID),
+        description="The public HTTPS URL Cronofy posts push notifications to (the receiver, "
+        "behind your HTTPS proxy); `tap-cronofy-push channels` opens one channel per account "
+        "to it",
+    ),
+    th.Property(
+        "change_log_retention_days",
+        _seconds(positive=True),
+        default=7,
+        description="The receiver deletes notifications older than this; an account not "
+        "queried for longer is queried on its next run",
+    ),
 ).to_dict()
 for _name in ("calendar_ids", "scheduling_request_ids"):
     CONFIG_SCHEMA["properties"][_name]["uniqueItems"] = True
@@ -255,6 +280,8 @@ def secret_values(config: t.Mapping[str, t.Any], schema: dict = CONFIG_SCHEMA) -
         value = config.get(name)
         if value is None:
             continue
+        if name == "change_log" and schema is CONFIG_SCHEMA:
+            continue  # a path or URL: only its password is a secret (below)
         if spec.get("secret") and isinstance(value, str):
             found.append(value)
         items = spec.get("items") or {}
@@ -262,6 +289,10 @@ def secret_values(config: t.Mapping[str, t.Any], schema: dict = CONFIG_SCHEMA) -
             for entry in value:
                 if isinstance(entry, t.Mapping):
                     found.extend(secret_values(entry, items))
+    if schema is CONFIG_SCHEMA and isinstance(config.get("change_log"), str):
+        with contextlib.suppress(ValueError):
+            if password := urlsplit(config["change_log"]).password:  # postgresql://u:p@host
+                found.append(password)
     return found
 
 
@@ -305,6 +336,9 @@ class Settings:
     max_parallel_accounts: int
     max_requests_per_run: int = 0
     max_run_minutes: float = 0.0
+    change_log: str | None = field(default=None, repr=False)  # a URL may hold a password
+    notification_url: str | None = None
+    change_log_retention_days: float = 7.0
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
@@ -360,6 +394,9 @@ class Settings:
             max_parallel_accounts=int(value["max_parallel_accounts"]),
             max_requests_per_run=int(value["max_requests_per_run"]),
             max_run_minutes=float(value["max_run_minutes"]),
+            change_log=change_log_target(value["change_log"]) if value.get("change_log") else None,
+            notification_url=value.get("notification_url"),
+            change_log_retention_days=float(value["change_log_retention_days"]),
         )
 
     def scheduling_request_ids(self) -> list[str]:
@@ -393,6 +430,49 @@ def project_path(path: str, environ: t.Mapping[str, str] | None = None) -> str:
     if root and not os.path.isabs(expanded):
         return os.path.join(root, expanded)
     return expanded
+
+
+def change_log_target(value: str) -> str:
+    """The change log setting as ChangeLog opens it: a PostgreSQL URL as it is, a SQLite
+    path (or sqlite:/// URL) resolved like every path setting."""
+    scheme = urlsplit(value).scheme.lower()
+    if scheme in POSTGRES_SCHEMES:
+        return value
+    if scheme == "sqlite":
+        value = value[len("sqlite:///") :]
+    return project_path(value)
+
+
+POSTGRES_SCHEMES = ("postgres", "postgresql")
+
+
+def change_log_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    errors = []
+    value = config.get("change_log")
+    if value:
+        scheme = urlsplit(str(value)).scheme.lower()
+        if scheme not in (*POSTGRES_SCHEMES, "sqlite", ""):
+            errors.append(
+                f"`change_log` must be a file path, sqlite:///path or postgresql://..., got a "
+                f"{scheme}:// URL."
+            )
+        elif scheme not in POSTGRES_SCHEMES:
+            folder = Path(change_log_target(str(value))).parent
+            if not folder.is_dir():
+                errors.append(
+                    f"`change_log` {value!r}: its folder {str(folder)!r} does not exist"
+                    f"{where(str(value))}."
+                )
+    url = config.get("notification_url")
+    if url:
+        parts = urlsplit(str(url))
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            errors.append(
+                "`notification_url` must be an https:// URL (Cronofy posts notifications "
+                f"only to HTTPS; http:// is accepted for 127.0.0.1 alone), got {url!r}."
+            )
+    return errors
 
 
 def where(path: str) -> str:
@@ -503,6 +583,7 @@ def check(config: t.Mapping[str, t.Any]) -> list[str]:
                 errors.append(f"`{name}` must be a date such as 2024-05-01, got {value!r}.")
     if len(dates) == 2 and dates["start_date"] >= dates["end_date"]:
         errors.append("`start_date` must be before `end_date`.")
+    errors.extend(change_log_errors(config))
     return errors
 
 

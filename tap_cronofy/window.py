@@ -32,6 +32,7 @@ ACCOUNTS = "accounts"  # free_busy's stream state: one entry per account, by acc
 HORIZON = "horizon"  # the window has been read up to this date (exclusive)
 SCOPE = "scope"  # fingerprint of the settings that decide what a query returns
 FULL_READ = "full_read"  # date of the last whole-window read
+NOTIFIED = "notified"  # change-driven mode: the change log position its last query covers
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Keys of an account's calendars state.
 READ_ON = "read_on"  # the day (in tzid, by Cronofy's clock) its calendars were last read
@@ -206,13 +207,17 @@ def completed(
     reads: t.Sequence[Read],
     today: pendulum.Date,
     watermark: str,
+    position: int | None = None,
 ) -> dict[str, t.Any]:
     """The partition state an account's run leaves once all its ``reads`` completed:
-    the bookmark, how far the window has been read, the scope, the last full read."""
-    new = {
+    the bookmark, how far the window has been read, the scope, the last full read, and in
+    change-driven mode the change log ``position`` read before its first query."""
+    new: dict[str, t.Any] = {
         "replication_key_value": watermark,
         SCOPE: scope_fingerprint(settings),
     }
+    if position is not None:
+        new[NOTIFIED] = position
     horizon = state.get(HORIZON)
     last_full = state.get(FULL_READ)
     for read in reads:
@@ -233,6 +238,46 @@ def stalest_first(ids: t.Sequence[str], states: t.Mapping[str, t.Mapping[str, t.
     that a run cut short by its budget leaves the freshest accounts for the next one (and
     no account waits two runs in a row behind fresher ones). Ties keep ``ids``' order."""
     return sorted(ids, key=lambda a: (states.get(a) or {}).get("replication_key_value") or "")
+
+
+def change_due(
+    state: t.Mapping[str, t.Any] | None,
+    settings: Settings,
+    notified: t.Sequence[str],
+    pruned_through: int,
+    account_id: str,
+    now: dt.datetime,
+) -> str | None:
+    """Change-driven mode: why an account is queried this run, or None (no request at all).
+    ``notified``: the notification types the change log holds for it after its position.
+    Besides notifications, an account is queried when it has no usable state, when the log
+    was pruned past its position (a notification may be lost), and once a day from its
+    ``calendar_slot`` hour: the sweep that reads what Cronofy never notifies (the
+    application's own changes, periods entering the window)."""
+    state = state or {}
+    if (reason := needs_full_read(state, settings)) is not None:
+        return reason
+    if NOTIFIED not in state:
+        return "first run in change-driven mode"
+    if state[NOTIFIED] < pruned_through:
+        return "the change log was pruned past its position"
+    if notified:
+        return "notified (" + ", ".join(notified) + ")"
+    if state["replication_key_value"] < sweep_moment(account_id, now, settings.tzid):
+        return "daily sweep"
+    return None
+
+
+def sweep_moment(account_id: str, now: dt.datetime, tzid: str) -> str:
+    """The latest start of an account's daily sweep at or before ``now``: its
+    ``calendar_slot`` hour (in tzid) today, else yesterday; as a UTC time string."""
+    local = now.astimezone(zone(tzid))
+    slot = dt.datetime(local.year, local.month, local.day, calendar_slot(account_id))
+    moment = slot.replace(tzinfo=zone(tzid))
+    if moment > now:
+        day = local.date() - dt.timedelta(days=1)
+        moment = dt.datetime(day.year, day.month, day.day, slot.hour, tzinfo=zone(tzid))
+    return moment.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
 
 
 def calendar_slot(account_id: str) -> int:

@@ -42,6 +42,9 @@ class Services:
     checkpoint: t.Callable[[int, int], None]
     # The calendar ids free_busy read this run, by account (calendars reads unknown ones).
     seen_calendars: dict[str, set[str]] = field(default_factory=dict)
+    # Change-driven mode: the accounts free_busy did not query (nothing changed): the
+    # accounts stream asks nothing for them either.
+    unqueried: set[str] = field(default_factory=set)
 
 
 # The private SDK surface this tap overrides, with why (without the first two, CPU per record

@@ -196,6 +196,8 @@ class AccountsStream(_PerAccountStream):
 
     def without_request(self, account_id: str) -> Answer | None:
         if (known := self.services.accounts().known_userinfo(account_id)) is None:
+            if account_id in self.services.unqueried:  # change-driven: nothing changed
+                return Answer([], kind="unchanged")
             return None
         return Answer(list(self.records_of(account_id, known)))
 

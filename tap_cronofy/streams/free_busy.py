@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 import pendulum
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from tap_cronofy.changelog import DISCONNECTED, ChangeLog
 from tap_cronofy.client import format_time
-from tap_cronofy.errors import AccountError, CronofyAPIError, ExpiredPageError
+from tap_cronofy.errors import AccountError, ChangeLogError, CronofyAPIError, ExpiredPageError
 from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.report import plural
 from tap_cronofy.schemas import FREE_BUSY
@@ -22,10 +23,12 @@ from tap_cronofy.streams.base import CronofyStream
 from tap_cronofy.window import (
     ACCOUNTS,
     HORIZON,
+    NOTIFIED,
     SAFE_AHEAD,
     SAFE_BACK,
     Read,
     bounds,
+    change_due,
     completed,
     first_read,
     follow_up,
@@ -80,6 +83,8 @@ class FreeBusyStream(CronofyStream):
         self._states: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._clamp_warned = False
+        self._position: int | None = None  # change-driven mode: the log's, at the run's start
+        self._why: dict[str, str] = {}  # change-driven mode: why each account is queried
 
     @property
     def partitions(self) -> None:
@@ -117,6 +122,8 @@ class FreeBusyStream(CronofyStream):
         ids = self.services.accounts().ids()
         self._states = self.account_states(ids)
         order = stalest_first(ids, self._states)
+        if self.settings.change_log:
+            order = self.changed_accounts(order)
         prefetcher = OrderedPrefetcher(
             order, self.account_pages, workers=self.settings.max_parallel_accounts
         )
@@ -136,6 +143,55 @@ class FreeBusyStream(CronofyStream):
                 self._save(account_id, outcome)
             self.services.checkpoint(done, len(order))
 
+    def changed_accounts(self, order: list[str]) -> list[str]:
+        """Change-driven mode: the accounts ``change_due`` says to query, in ``order``; the
+        others are left as they are, with no request. The log's position is read before
+        any query, so a notification that arrives during the run is served by the next."""
+        settings = self.settings
+        log = ChangeLog(t.cast(str, settings.change_log))
+        positions = [s[NOTIFIED] for s in self._states.values() if NOTIFIED in s]
+        try:
+            last, pruned, pending = log.snapshot(min(positions, default=0))
+        except Exception as exc:  # sqlite3 or psycopg: either way nothing can be decided
+            raise ChangeLogError(
+                f"The change log ({log.describe()}) cannot be read: {type(exc).__name__}: "
+                f"{exc}. Nothing was requested; check `change_log` and that the receiver's "
+                "database is reachable, or unset `change_log` to poll every account."
+            ) from exc
+        now = self.client.clock()
+        tally = self.services.report.tally(self.name)
+        chosen = []
+        for account_id in order:
+            state = self._states.get(account_id) or {}
+            entry = pending.get(account_id)
+            kinds = entry.since(state.get(NOTIFIED, 0)) if entry is not None else []
+            if DISCONNECTED in kinds:
+                self.logger.warning(
+                    "Account %s: Cronofy notified that one of its calendar profiles was "
+                    "disconnected: its owner must re-authorise it (relink the calendar); "
+                    "periods of that calendar stop changing until then.",
+                    account_id,
+                )
+            reason = change_due(state, settings, kinds, pruned, account_id, now)
+            if reason is None:
+                self.services.unqueried.add(account_id)
+                continue
+            self._why[account_id] = reason
+            tally.queried[reason.split(" (", 1)[0]] += 1
+            chosen.append(account_id)
+        tally.unqueried = len(order) - len(chosen)
+        self._position = last
+        self.logger.info(
+            "Change-driven: %s of %d queried (change log %s at position %d); %d unchanged, "
+            "with no request.",
+            plural(len(chosen), "account"),
+            len(order),
+            log.describe(),
+            last,
+            tally.unqueried,
+        )
+        return chosen
+
     def _save(self, account_id: str, outcome: Outcome) -> None:
         before = self._states.get(account_id, {}).get("replication_key_value")
         state = self._states[account_id] = outcome.state
@@ -147,10 +203,11 @@ class FreeBusyStream(CronofyStream):
         tally.deleted += outcome.deleted
         tally.collisions += len(outcome.collisions)
         tally.reads.update(read.split(" ", 1)[0] for read in outcome.reads)
+        why = self._why.get(account_id)
         self.logger.info(
             "Account %s: %s; %s, %s (%d deleted, %d outside the window); bookmark %s -> %s, "
             "window read up to %s.",
-            account_id,
+            account_id if why is None else f"{account_id} ({why})",
             "; ".join(outcome.reads),
             plural(outcome.pages, "page"),
             plural(outcome.records, "period"),
@@ -207,7 +264,9 @@ class FreeBusyStream(CronofyStream):
         if (extra := follow_up(state, settings, account_id, today, read)) is not None:
             yield from self._query(account_id, credential, extra, emitted, outcome)
             reads.append(extra)
-        outcome.state = completed(state, settings, reads, today, format_time(first_reply))
+        outcome.state = completed(
+            state, settings, reads, today, format_time(first_reply), self._position
+        )
         yield outcome
 
     def _today(self, account_id: str, credential: AccountCredential) -> pendulum.Date:

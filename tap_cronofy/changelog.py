@@ -1,0 +1,241 @@
+"""The change log between the receiver and the tap: which accounts Cronofy said changed.
+
+One schema, in SQLite (one file, the default) or PostgreSQL (a receiver on several hosts).
+Notifications are numbered in commit order (the counter row is locked until the insert
+commits), so a reader that has seen number n has seen every notification numbered below n:
+a position in Singer state says exactly what a run has consumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import typing as t
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+# Types that say an account's data may have changed (anything else is not recorded).
+CHANGE = "change"
+DISCONNECTED = "profile_disconnected"
+SYNCED = "profile_initial_sync_completed"
+RECORDED = (CHANGE, DISCONNECTED, SYNCED)
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS cronofy_channels (
+        channel_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        callback_url TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS cronofy_notifications (
+        seq BIGINT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        channel_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        changes_since TEXT,
+        received_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS cronofy_notifications_account ON cronofy_notifications "
+    "(account_id, seq)",
+    "CREATE INDEX IF NOT EXISTS cronofy_notifications_received ON cronofy_notifications "
+    "(received_at)",
+    """CREATE TABLE IF NOT EXISTS cronofy_log_meta (
+        name TEXT PRIMARY KEY,
+        value BIGINT NOT NULL)""",
+)
+LAST_SEQ = "last_seq"  # the last number handed out
+PRUNED_THROUGH = "pruned_through"  # every notification numbered up to this was pruned
+
+
+@dataclass
+class Pending:
+    """An account's notifications after some position: the last number of each type."""
+
+    last: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+
+    def since(self, position: int) -> list[str]:
+        """The types notified after ``position``."""
+        return sorted(kind for kind, seq in self.last.items() if seq > position)
+
+
+class ChangeLog:
+    """Opened from the ``change_log`` setting: a file path or ``sqlite:///path`` (SQLite),
+    or a ``postgresql://`` URL. Every method is one short transaction on its own
+    connection, so the log can be shared by threads and processes."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        scheme = urlsplit(target).scheme.lower()
+        self.postgres = scheme in ("postgres", "postgresql")
+        # sqlite:///relative.db, sqlite:////absolute.db (as SQLAlchemy spells them), or a path
+        self.path = target[len("sqlite:///") :] if scheme == "sqlite" else target
+        self._marker = "%s" if self.postgres else "?"
+        with self._transaction() as cursor:
+            for statement in SCHEMA:
+                cursor.execute(statement)
+            for name in (LAST_SEQ, PRUNED_THROUGH):
+                cursor.execute(
+                    self._sql(
+                        "INSERT INTO cronofy_log_meta (name, value) VALUES (?, 0) "
+                        "ON CONFLICT (name) DO NOTHING"
+                    ),
+                    (name,),
+                )
+
+    def describe(self) -> str:
+        """Where the log is, without a password."""
+        if not self.postgres:
+            return f"SQLite {self.path}"
+        parts = urlsplit(self.target)
+        return f"PostgreSQL {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", self._marker)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[t.Any]:
+        if self.postgres:
+            import psycopg  # only for a PostgreSQL log: pip install 'tap-cronofy[postgres]'
+
+            with psycopg.connect(self.target) as pg, pg.cursor() as pg_cursor:
+                yield pg_cursor  # committed when the block ends, rolled back on an error
+            return
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")  # a 2xx answer means on disk
+            cursor = connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        finally:
+            connection.close()
+
+    # Channels: which account each of the receiver's channels belongs to
+
+    def add_channel(self, channel_id: str, account_id: str, callback_url: str, at: float) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO cronofy_channels (channel_id, account_id, callback_url, "
+                    "created_at) VALUES (?, ?, ?, ?) ON CONFLICT (channel_id) DO UPDATE SET "
+                    "account_id = excluded.account_id, callback_url = excluded.callback_url"
+                ),
+                (channel_id, account_id, callback_url, at),
+            )
+
+    def remove_channel(self, channel_id: str) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql("DELETE FROM cronofy_channels WHERE channel_id = ?"), (channel_id,)
+            )
+
+    def channels(self) -> dict[str, str]:
+        """channel_id -> account_id."""
+        with self._transaction() as cursor:
+            cursor.execute("SELECT channel_id, account_id FROM cronofy_channels")
+            return dict(cursor.fetchall())
+
+    def account_of(self, channel_id: str) -> str | None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql("SELECT account_id FROM cronofy_channels WHERE channel_id = ?"),
+                (channel_id,),
+            )
+            row = cursor.fetchone()
+            return row[0] if row else None
+
+    # Notifications
+
+    def record(
+        self, channel_id: str, kind: str, changes_since: str | None, at: float
+    ) -> tuple[str, int] | None:
+        """Record a notification of one of the receiver's channels: its account and number,
+        or None when the channel is not known (nothing is recorded then)."""
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql("SELECT account_id FROM cronofy_channels WHERE channel_id = ?"),
+                (channel_id,),
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            account_id = row[0]
+            # Locks the counter row until commit: numbers are handed out in commit order.
+            cursor.execute(
+                self._sql("UPDATE cronofy_log_meta SET value = value + 1 WHERE name = ?"),
+                (LAST_SEQ,),
+            )
+            cursor.execute(
+                self._sql("SELECT value FROM cronofy_log_meta WHERE name = ?"), (LAST_SEQ,)
+            )
+            seq = int(cursor.fetchone()[0])
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO cronofy_notifications (seq, account_id, channel_id, kind, "
+                    "changes_since, received_at) VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                (seq, account_id, channel_id, kind, changes_since, at),
+            )
+            return account_id, seq
+
+    def position(self) -> int:
+        """The number of the last notification recorded (0: none yet)."""
+        with self._transaction() as cursor:
+            return self._meta(cursor, LAST_SEQ)
+
+    def pruned_through(self) -> int:
+        with self._transaction() as cursor:
+            return self._meta(cursor, PRUNED_THROUGH)
+
+    def _meta(self, cursor: t.Any, name: str) -> int:
+        cursor.execute(self._sql("SELECT value FROM cronofy_log_meta WHERE name = ?"), (name,))
+        return int(cursor.fetchone()[0])
+
+    def snapshot(self, after: int) -> tuple[int, int, dict[str, Pending]]:
+        """In one transaction: the last number, the pruned-through number, and each
+        account's notifications numbered after ``after`` and up to the last number."""
+        with self._transaction() as cursor:
+            last = self._meta(cursor, LAST_SEQ)
+            pruned = self._meta(cursor, PRUNED_THROUGH)
+            cursor.execute(
+                self._sql(
+                    "SELECT account_id, kind, MAX(seq), COUNT(*) FROM cronofy_notifications "
+                    "WHERE seq > ? AND seq <= ? GROUP BY account_id, kind"
+                ),
+                (after, last),
+            )
+            pending: dict[str, Pending] = {}
+            for account_id, kind, seq, count in cursor.fetchall():
+                entry = pending.setdefault(account_id, Pending())
+                entry.last[kind] = int(seq)
+                entry.count += int(count)
+            return last, pruned, pending
+
+    def prune(self, before: float) -> int:
+        """Delete notifications received before ``before`` (epoch seconds); how many."""
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "SELECT MAX(seq), COUNT(*) FROM cronofy_notifications WHERE received_at < ?"
+                ),
+                (before,),
+            )
+            top, count = cursor.fetchone()
+            if not count:
+                return 0
+            cursor.execute(
+                self._sql("DELETE FROM cronofy_notifications WHERE seq <= ?"), (int(top),)
+            )
+            deleted = int(cursor.rowcount)
+            cursor.execute(
+                self._sql("UPDATE cronofy_log_meta SET value = ? WHERE name = ? AND value < ?"),
+                (int(top), PRUNED_THROUGH, int(top)),
+            )
+            return deleted
