@@ -48,6 +48,14 @@ LAST_SEQ = "last_seq"  # the last number handed out
 PRUNED_THROUGH = "pruned_through"  # every notification numbered up to this was pruned
 
 
+def describe(target: str) -> str:
+    """Where a change log is, without a password."""
+    parts = urlsplit(target)
+    if parts.scheme.lower() in ("postgres", "postgresql"):
+        return f"PostgreSQL {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+    return "SQLite " + (target[len("sqlite:///") :] if parts.scheme == "sqlite" else target)
+
+
 @dataclass
 class Pending:
     """An account's notifications after some position: the last number of each type."""
@@ -85,11 +93,7 @@ class ChangeLog:
                 )
 
     def describe(self) -> str:
-        """Where the log is, without a password."""
-        if not self.postgres:
-            return f"SQLite {self.path}"
-        parts = urlsplit(self.target)
-        return f"PostgreSQL {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        return describe(self.target)
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", self._marker)

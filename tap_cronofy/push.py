@@ -58,7 +58,7 @@ def change_log_of(tap: TapCronofy) -> ChangeLog:
 def receive(tap: TapCronofy, host: str, port: int, threads: int) -> None:
     import waitress
 
-    from tap_cronofy.receiver import Pruner, make_app
+    from tap_cronofy.receiver import Pruner, make_app, serve
 
     settings = tap.settings
     if not settings.client_secret:
@@ -76,9 +76,7 @@ def receive(tap: TapCronofy, host: str, port: int, threads: int) -> None:
         log.describe(),
     )
     try:
-        server.run()
-    except (KeyboardInterrupt, OSError):
-        pass
+        serve(server)
     finally:
         pruner.stopped.set()
         LOGGER.info("Receiver stopped.")

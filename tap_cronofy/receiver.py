@@ -3,6 +3,7 @@ its channel belongs to in the change log, and answers at once (Falcon app, waitr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -137,6 +138,12 @@ class Pruner:
             except Exception as exc:
                 self.logger.error("Pruning the change log failed (%s).", type(exc).__name__)
             self.stopped.wait(every)
+
+
+def serve(server: t.Any) -> None:
+    """Run a waitress server until it is closed (from a signal handler or another thread)."""
+    with contextlib.suppress(KeyboardInterrupt, OSError):  # closed under its select loop
+        server.run()
 
 
 def make_app(

@@ -140,6 +140,7 @@ class TapCronofy(Tap):
             )
             return 1
         code = 0
+        fatal: CronofyAPIError | None = None
         started = time.monotonic()
         self.message_writer.hold_states = True  # type: ignore[attr-defined]  # ours: see output
         try:
@@ -149,7 +150,7 @@ class TapCronofy(Tap):
             # save, and a rerun continues from it without a gap.
             self.state_writer.write_state(self.state)
             self.logger.error("%s", exc)
-            code = 1
+            fatal, code = exc, 1
         except BrokenPipeError:
             self.logger.error(
                 "The reader of the tap's output closed it early (broken pipe): stopped. What "
@@ -195,6 +196,8 @@ class TapCronofy(Tap):
                 more,
             )
             code = 1
+        if fatal is not None:  # said again last: all that Meltano's `config test` shows
+            self.logger.error("Stopped: %s", fatal)
         return code
 
     @classmethod

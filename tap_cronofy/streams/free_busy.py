@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pendulum
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_cronofy.changelog import DISCONNECTED, ChangeLog
+from tap_cronofy.changelog import DISCONNECTED, ChangeLog, describe
 from tap_cronofy.client import format_time
 from tap_cronofy.errors import AccountError, ChangeLogError, CronofyAPIError, ExpiredPageError
 from tap_cronofy.prefetch import OrderedPrefetcher
@@ -148,13 +148,14 @@ class FreeBusyStream(CronofyStream):
         others are left as they are, with no request. The log's position is read before
         any query, so a notification that arrives during the run is served by the next."""
         settings = self.settings
-        log = ChangeLog(t.cast(str, settings.change_log))
         positions = [s[NOTIFIED] for s in self._states.values() if NOTIFIED in s]
+        target = t.cast(str, settings.change_log)
         try:
+            log = ChangeLog(target)
             last, pruned, pending = log.snapshot(min(positions, default=0))
         except Exception as exc:  # sqlite3 or psycopg: either way nothing can be decided
             raise ChangeLogError(
-                f"The change log ({log.describe()}) cannot be read: {type(exc).__name__}: "
+                f"The change log ({describe(target)}) cannot be read: {type(exc).__name__}: "
                 f"{exc}. Nothing was requested; check `change_log` and that the receiver's "
                 "database is reachable, or unset `change_log` to poll every account."
             ) from exc

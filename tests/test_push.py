@@ -1,0 +1,378 @@
+"""Change-driven sync end to end: the simulator posts signed notifications to the real
+receiver (waitress on 127.0.0.1), `tap-cronofy-push channels` opens the channels, and the
+tap, run as a process, queries only what changed. Requests are counted at the simulator."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import waitress
+
+from simulator import Simulator, SimulatorServer
+from tap_cronofy.changelog import ChangeLog
+from tap_cronofy.receiver import make_app, serve
+from tap_cronofy.signature import HEADER, sign
+from tests.helpers import ROOT, account_states, request_owner, run_tap, tap_config
+
+STREAMS = ["free_busy", "accounts"]
+
+
+class Push:
+    """A simulator, a receiver writing a SQLite change log, and the tap's config for both."""
+
+    def __init__(self, tmp: Path, accounts: int = 4, log_target: str | None = None) -> None:
+        self.sim = Simulator(seed=5, accounts=accounts, events_per_account=20, page_size=50)
+        self.api = SimulatorServer(self.sim).start()
+        self.tmp = tmp
+        self.log_target = log_target or str(tmp / "changes.db")
+        self.log = ChangeLog(self.log_target)
+        app, self.received = make_app(self.log, [self.sim.client_secret])
+        self.receiver = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+        threading.Thread(target=serve, args=(self.receiver,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.receiver.effective_port}/cronofy/notifications"
+        self.config = tap_config(
+            self.sim, self.api.url, change_log=self.log_target, notification_url=self.url
+        )
+        self.ids = sorted(self.sim.accounts)
+
+    def stop(self) -> None:
+        self.receiver.close()
+        self.api.stop()
+
+    def channels(self) -> subprocess.CompletedProcess:
+        path = self.tmp / "push-config.json"
+        path.write_text(json.dumps(self.config))
+        return subprocess.run(
+            [sys.executable, "-m", "tap_cronofy.push", "channels", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+
+    def flush(self) -> None:
+        assert self.sim.notifier.flush(timeout=60), "notifications still waiting"
+
+    def costs(self) -> dict[str | None, collections.Counter]:
+        """Requests since the last call, by account and path (pages count as free_busy)."""
+        counted: dict[str | None, collections.Counter] = collections.defaultdict(
+            collections.Counter
+        )
+        for request in self.sim.requests:
+            path = (
+                "/v1/free_busy" if request["path"].startswith("/v1/free_busy") else request["path"]
+            )
+            counted[request_owner(self.sim, request)][path] += 1
+        self.sim.requests.clear()
+        return dict(counted)
+
+    def change(self, account_id: str, status: str = "tentative") -> str:
+        """Modify one of the account's own (not managed) events inside the window."""
+        now = self.sim.now_dt()
+        event = next(
+            e
+            for e in sorted(self.sim.events_of(account_id), key=lambda e: e.event_uid)
+            if not e.managed
+            and not e.deleted
+            and now - dt.timedelta(days=30) < e.bounds(dt.timezone.utc)[0]
+            and e.bounds(dt.timezone.utc)[1] < now + dt.timedelta(days=150)
+        )
+        self.sim.advance(30)
+        self.sim.modify_event(account_id, event.event_uid, status=status)
+        return event.event_uid
+
+
+@pytest.fixture
+def push(tmp_path):
+    setup = Push(tmp_path)
+    yield setup
+    setup.stop()
+
+
+def first_sync(push: Push) -> dict:
+    provisioned = push.channels()
+    assert provisioned.returncode == 0, provisioned.stderr[-2000:]
+    push.flush()
+    first = run_tap(push.config, streams=STREAMS)
+    assert first.returncode == 0, first.stderr[-3000:]
+    push.costs()
+    return first.state
+
+
+def queried(run) -> list[str]:
+    return re.findall(r"Account (\S+) \(([^)]*\)?)\): ", run.stderr)
+
+
+def test_channels_are_one_per_account_and_provisioning_is_idempotent(push):
+    sim, url = push.sim, push.url
+    made = push.channels()
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert "Channels: 0 kept, 4 created, 0 recreated" in made.stderr
+    for account_id in push.ids:
+        (channel,) = sim.accounts[account_id].channels.values()
+        assert channel["callback_url"] == url
+        assert push.log.account_of(channel["channel_id"]) == account_id
+    costs = push.costs()
+    # token, whose token it is (userinfo), list, create: per account, nothing shared
+    for account_id in push.ids:
+        assert costs[account_id] == {
+            "/oauth/token": 1,
+            "/v1/userinfo": 1,
+            "/v1/channels": 2,
+        }, account_id
+    push.flush()
+    assert push.received.counts.get("verification") == 4
+
+    again = push.channels()
+    assert "Channels: 4 kept, 0 created, 0 recreated (closed since), 0 duplicate(s)" in again.stderr
+    assert all(len(sim.accounts[a].channels) == 1 for a in push.ids)
+
+    # A duplicate to our URL, the product's own channel, and a channel closed since.
+    a, b, c = push.ids[:3]
+    token_a, token_b = sim.accounts[a].access_token, sim.accounts[b].access_token
+    sim.create_channel(token_a, {"callback_url": url})
+    sim.create_channel(token_a, {"callback_url": "https://product.example/hooks"})
+    sim.close_channel(token_b, next(iter(sim.accounts[b].channels)))
+    third = push.channels()
+    assert third.returncode == 0
+    assert (
+        "Channels: 3 kept, 0 created, 1 recreated (closed since), 1 duplicate(s) closed, "
+        "1 channel to other URLs left alone, 0 failed accounts."
+    ) in third.stderr
+    urls = sorted(ch["callback_url"] for ch in sim.accounts[a].channels.values())
+    assert urls == sorted(["https://product.example/hooks", url])
+    assert len(sim.accounts[b].channels) == 1 and len(sim.accounts[c].channels) == 1
+    channels = push.log.channels()
+    assert sorted(channels.values()) == push.ids  # one filed channel per account
+    for channel_id, account_id in channels.items():
+        assert channel_id in sim.accounts[account_id].channels
+
+
+def test_a_token_of_another_account_gets_no_channel(push):
+    sim = push.sim
+    a, b = push.ids[:2]
+    entries = {e["account_id"]: e for e in push.config["accounts"]}
+    entries[a]["access_token"], entries[b]["access_token"] = (
+        entries[b]["access_token"],
+        entries[a]["access_token"],
+    )
+    entries[a]["refresh_token"], entries[b]["refresh_token"] = (
+        entries[b]["refresh_token"],
+        entries[a]["refresh_token"],
+    )
+    made = push.channels()
+    assert made.returncode == 1
+    assert "2 failed accounts" in made.stderr and f"belongs to {b}" in made.stderr
+    assert not sim.accounts[a].channels and not sim.accounts[b].channels
+    assert sorted(push.log.channels().values()) == push.ids[2:]
+
+
+def test_unchanged_accounts_cost_nothing_and_a_change_costs_its_query(push):
+    state = first_sync(push)
+    quiet = run_tap(push.config, state, streams=STREAMS)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert push.costs() == {None: {"/": 1}}  # Cronofy's clock, read once per run
+    assert quiet.records() == []
+    assert "Change-driven: 0 accounts of 4 queried" in quiet.stderr
+
+    a, b = push.ids[:2]
+    changed = push.change(b)
+    managed = next(e for e in push.sim.events_of(a) if e.managed and not e.deleted)
+    push.sim.modify_event(a, managed.event_uid, status="free")  # the application's own
+    push.flush()
+    run = run_tap(push.config, quiet.state, streams=STREAMS)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert push.costs() == {None: {"/": 1}, b: {"/oauth/token": 1, "/v1/free_busy": 1}}
+    assert queried(run) == [(b, "notified (change)")]
+    records = run.records("free_busy")
+    assert [(r["account_id"], r["event_uid"]) for r in records if r["event_uid"] == changed] == [
+        (b, changed)
+    ]
+    assert {r["account_id"] for r in run.records("accounts")} == {b}
+    assert "change-driven: 1 account queried (1 notified), 3 unchanged with no request" in (
+        run.stderr
+    )
+    positions = {a_: s["notified"] for a_, s in account_states(run.state).items()}
+    assert positions[b] == push.log.position() and positions[a] < positions[b]
+
+
+def test_a_thousand_duplicate_notifications_cost_one_query(push):
+    state = first_sync(push)
+    b = push.ids[1]
+    push.sim.notifier.knobs.duplicates = 999
+    push.change(b)
+    push.flush()
+    assert push.received.counts["change"] >= 1000
+    run = run_tap(push.config, state, streams=STREAMS)
+    assert run.returncode == 0
+    assert push.costs() == {None: {"/": 1}, b: {"/oauth/token": 1, "/v1/free_busy": 1}}
+    again = run_tap(push.config, run.state, streams=STREAMS)
+    assert push.costs() == {None: {"/": 1}}  # all thousand consumed
+    assert again.records() == []
+
+
+def test_late_reordered_duplicated_and_failed_deliveries_lose_nothing(push):
+    state = first_sync(push)
+    knobs = push.sim.notifier.knobs
+    knobs.delay, knobs.reorder, knobs.duplicates, knobs.fail_first = 0.2, True, 1, 2
+    changed = {account_id: push.change(account_id) for account_id in push.ids}
+    push.flush()
+    stats = push.sim.notifier.stats
+    assert stats.failed >= 2 * 2 * 4 and stats.given_up == 0
+    run = run_tap(push.config, state, streams=STREAMS)
+    assert run.returncode == 0
+    emitted = {(r["account_id"], r["event_uid"]) for r in run.records("free_busy")}
+    assert set(changed.items()) <= emitted
+    assert sorted(a for a, _ in queried(run)) == push.ids
+
+
+def test_a_notification_arriving_mid_run_is_served_by_the_next_run(push):
+    state = first_sync(push)
+    a, b = push.ids[:2]
+    push.change(a)
+    push.flush()
+    # a's query is slow; while it runs, b changes and its notification is recorded
+    push.sim.add_fault(kind="delay", seconds=1.5, path="/v1/free_busy", account_id=a)
+    config = {**push.config, "max_parallel_accounts": 1}
+    result: dict = {}
+    thread = threading.Thread(
+        target=lambda: result.update(run=run_tap(config, state, streams=STREAMS))
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not any(r["path"] == "/v1/free_busy" and r["account_id"] == a for r in push.sim.requests):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    changed = push.change(b, status="free")
+    push.flush()
+    thread.join(timeout=60)
+    first = result["run"]
+    assert first.returncode == 0
+    assert [x for x, _ in queried(first)] == [a]
+    push.costs()
+    second = run_tap(push.config, first.state, streams=STREAMS)
+    assert queried(second) == [(b, "notified (change)")]
+    assert (b, changed) in {(r["account_id"], r["event_uid"]) for r in second.records("free_busy")}
+
+
+def test_a_killed_tap_or_a_failed_target_loses_no_notification(push, tmp_path):
+    state = first_sync(push)
+    a, b = push.ids[:2]
+    changed = {a: push.change(a), b: push.change(b)}
+    push.flush()
+    # killed while b's query is under way: what it wrote is never committed
+    push.sim.add_fault(kind="delay", seconds=5, path="/v1/free_busy", account_id=b)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**push.config, "max_parallel_accounts": 1}))
+    state_path = tmp_path / "state.json"
+    state_path.write_text(json.dumps(state))
+    tap = subprocess.Popen(
+        [sys.executable, "-m", "tap_cronofy", "--config", str(path), "--state", str(state_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not any(r["path"] == "/v1/free_busy" and r["account_id"] == b for r in push.sim.requests):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    tap.send_signal(signal.SIGKILL)
+    tap.wait(timeout=10)
+    push.sim.faults.clear()
+    # The target failed on the next try: Meltano saves no state either way.
+    target = ROOT / ".meltano/loaders/target-duckdb/venv/bin/target-duckdb"
+    (tmp_path / "target.json").write_text(json.dumps({"filepath": str(tmp_path / "no/such/x.db")}))
+    tap_out = run_tap(push.config, state, streams=STREAMS)
+    failed = subprocess.run(
+        [str(target), "--config", str(tmp_path / "target.json")],
+        input=tap_out.stdout,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert failed.returncode != 0
+    # The run after both starts from the last committed state: both changes arrive.
+    rerun = run_tap(push.config, state, streams=STREAMS)
+    assert sorted(x for x, _ in queried(rerun)) == [a, b]
+    emitted = {(r["account_id"], r["event_uid"]) for r in rerun.records("free_busy")}
+    assert set(changed.items()) <= emitted
+
+
+def test_a_disconnected_profile_is_reported_by_the_next_run(push):
+    state = first_sync(push)
+    c = push.ids[2]
+    push.sim.notify(c, "profile_disconnected")
+    push.flush()
+    run = run_tap(push.config, state, streams=STREAMS)
+    assert run.returncode == 0
+    warning = next(line for line in run.stderr.splitlines() if "disconnected" in line)
+    assert c in warning and "re-authorise" in warning
+    assert queried(run) == [(c, "notified (profile_disconnected)")]
+
+
+def test_an_unreadable_change_log_fails_before_any_request(push, tmp_path):
+    bad = tmp_path / "corrupt.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    run = run_tap({**push.config, "change_log": str(bad)}, streams=STREAMS)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert "change log" in last and "`change_log`" in last
+    assert push.sim.requests == []
+
+
+def test_the_receiver_command_verifies_signatures_over_http(tmp_path):
+    log_path = tmp_path / "changes.db"
+    config = {"access_token": "t", "client_secret": "rx-secret-123", "change_log": str(log_path)}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    config = str(tmp_path / "config.json")
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "tap_cronofy.push", "receive", "--port", "0", "--config", config],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = ""
+        while "Receiving" not in line:
+            line = receiver.stderr.readline()  # type: ignore[union-attr]
+            assert line, "the receiver exited"
+        base = re.search(r"(http://\S+:\d+)", line)[1]  # type: ignore[index]
+        ChangeLog(str(log_path)).add_channel("chn_1", "acc_1", base, 0)
+        body = json.dumps(
+            {"notification": {"type": "change"}, "channel": {"channel_id": "chn_1"}}
+        ).encode()
+
+        def send(signature: str | None) -> int:
+            headers = {HEADER: signature} if signature else {}
+            request = urllib.request.Request(base + "/hook", data=body, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return answer.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert send(None) == 401
+        assert send(sign(body, "wrong")) == 401
+        assert ChangeLog(str(log_path)).position() == 0
+        assert send(f"{sign(body, 'old')},{sign(body, 'rx-secret-123')}") == 200
+        assert ChangeLog(str(log_path)).position() == 1
+        with urllib.request.urlopen(base + "/healthz", timeout=10) as answer:
+            assert json.loads(answer.read()) == {"ok": True, "position": 1}
+    finally:
+        receiver.send_signal(signal.SIGTERM)
+        _, err = receiver.communicate(timeout=20)
+    assert receiver.returncode == 0
+    assert "rx-secret-123" not in err and "Receiver stopped." in err
