@@ -6,7 +6,7 @@ READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 DEMO_PLUGINS := .meltano/.ready-demo
 
-.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet clean
+.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push clean
 
 install: $(READY)
 
@@ -75,6 +75,10 @@ bench-requests: $(READY)
 
 bench-lookback: $(READY)
 	$(BIN)/python benchmarks/lookback.py
+
+# Change-driven against polling: requests per account per hour, 10,000 accounts, 24 hours.
+bench-push: $(READY)
+	$(BIN)/python benchmarks/push.py
 
 # A fleet before (BENCH_BASELINE) and after: requests per account per day, CPU/RSS per account.
 bench-fleet: $(READY)

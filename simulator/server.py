@@ -267,6 +267,10 @@ class Handler(BaseHTTPRequestHandler):
         if head == "faults" and method == "DELETE":
             sim.faults.clear()
             return {"faults": 0}
+        if head == "changes" and method == "POST":  # one new event on each account
+            for account_id in data["account_ids"]:
+                sim.create_event(account_id)
+            return {"created": len(data["account_ids"])}
         if head == "push" and method == "POST" and parts[1:] == ["flush"]:
             return {"flushed": sim.notifier.flush(float(data.get("timeout", 30)))}
         if head == "push" and method == "POST" and parts[1:] == ["notify"]:

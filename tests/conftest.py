@@ -1,10 +1,13 @@
-"""Fixtures: a fresh simulator on 127.0.0.1 for each test."""
+"""Fixtures: a fresh simulator on 127.0.0.1 for each test, and PostgreSQL when asked."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from simulator import Simulator, SimulatorServer
+from tests.postgres import PostgresServer, find_bindir
 
 
 @pytest.fixture
@@ -13,4 +16,18 @@ def sim():
     server = SimulatorServer(simulator).start()
     simulator.url = server.url  # type: ignore[attr-defined]
     yield simulator
+    server.stop()
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL server (CI installs Debian's package; see .ci/run)."""
+    from demo.project import free_port
+
+    if find_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run should have installed it")
+        pytest.skip("PostgreSQL server binaries not installed on this machine")
+    server = PostgresServer(free_port())
+    yield server
     server.stop()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import duckdb
 import pytest
 
-from demo.project import free_port, meltano, meltano_env, meltano_state
+from demo.project import meltano, meltano_env, meltano_state
 from tests.helpers import account_states, expected_first_sync
-from tests.postgres import PostgresServer, find_bindir
 
 
 @pytest.fixture
@@ -126,17 +124,6 @@ def test_duckdb_hard_delete_removes_deleted_events(sim, project):
     assert change["deleted"].event_uid not in uids
     assert change["created"].event_uid in uids
     assert len(uids) == len(expected_first_sync(sim))  # one gone, one new
-
-
-@pytest.fixture
-def postgres():
-    if find_bindir() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed: .ci/run should have installed it")
-        pytest.skip("PostgreSQL server binaries not installed on this machine")
-    server = PostgresServer(free_port())
-    yield server
-    server.stop()
 
 
 def test_meltano_into_postgres_twice(sim, project, postgres):

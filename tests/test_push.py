@@ -32,8 +32,11 @@ STREAMS = ["free_busy", "accounts"]
 class Push:
     """A simulator, a receiver writing a SQLite change log, and the tap's config for both."""
 
-    def __init__(self, tmp: Path, accounts: int = 4, log_target: str | None = None) -> None:
-        self.sim = Simulator(seed=5, accounts=accounts, events_per_account=20, page_size=50)
+    def __init__(
+        self, tmp: Path, accounts: int = 4, log_target: str | None = None, **sim: int
+    ) -> None:
+        options = {"seed": 5, "events_per_account": 20, "page_size": 50, **sim}
+        self.sim = Simulator(accounts=accounts, **options)
         self.api = SimulatorServer(self.sim).start()
         self.tmp = tmp
         self.log_target = log_target or str(tmp / "changes.db")
@@ -376,3 +379,131 @@ def test_the_receiver_command_verifies_signatures_over_http(tmp_path):
         _, err = receiver.communicate(timeout=20)
     assert receiver.returncode == 0
     assert "rx-secret-123" not in err and "Receiver stopped." in err
+
+
+# The change log shared by hosts: PostgreSQL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_log(request, tmp_path):
+    if request.param == "sqlite":
+        yield str(tmp_path / "changes.db")
+        return
+    server = request.getfixturevalue("postgres")
+    yield f"postgresql://{server.user}@127.0.0.1:{server.port}/postgres"
+
+
+def test_numbers_follow_commit_order_under_concurrent_writers(any_log):
+    """Writers on many connections at once, a reader polling meanwhile: every position the
+    reader sees has every notification numbered up to it already committed."""
+    log = ChangeLog(any_log)
+    for n in range(4):
+        log.add_channel(f"chn_{n}", f"acc_{n}", "https://hooks.example/x", 0)
+    gaps: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            last, _, pending = log.snapshot(0)
+            total = sum(p.count for p in pending.values())
+            if total != last:
+                gaps.append((last, total))
+
+    def write(n: int) -> None:
+        for _ in range(40):
+            assert log.record(f"chn_{n}", "change", None, time.time()) is not None
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    reader.join()
+    assert gaps == []
+    last, _, pending = log.snapshot(0)
+    assert last == 160 and {a: p.count for a, p in pending.items()} == {
+        f"acc_{n}": 40 for n in range(4)
+    }
+
+
+def test_a_postgres_change_log_serves_receiver_and_tap(postgres, tmp_path):
+    target = f"postgresql://{postgres.user}:not-checked-pw@127.0.0.1:{postgres.port}/postgres"
+    setup = Push(tmp_path, accounts=3, log_target=target)
+    try:
+        state = first_sync(setup)
+        b = setup.ids[1]
+        changed = setup.change(b)
+        setup.flush()
+        run = run_tap(setup.config, state, streams=STREAMS)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert queried(run) == [(b, "notified (change)")]
+        assert (b, changed) in {(r["account_id"], r["event_uid"]) for r in run.records("free_busy")}
+        assert f"PostgreSQL 127.0.0.1:{postgres.port}/postgres" in run.stderr
+        assert "not-checked-pw" not in run.stderr
+    finally:
+        setup.stop()
+
+
+# The whole path through Meltano
+
+
+def test_meltano_receiver_channels_and_runs_into_duckdb(sim, tmp_path):
+    import os
+
+    import duckdb
+
+    from demo.project import free_port, meltano, meltano_env
+
+    port = free_port()
+    settings = tap_config(
+        sim,
+        sim.url,
+        change_log=str(tmp_path / "changes.db"),
+        notification_url=f"http://127.0.0.1:{port}/cronofy/notifications",
+    )
+    warehouse = tmp_path / "warehouse.duckdb"
+    env = meltano_env(
+        settings,
+        MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
+        TARGET_DUCKDB_FILEPATH=str(warehouse),
+        TAP_CRONOFY_PUSH_PORT=str(port),
+    )
+    receiver = subprocess.Popen(
+        [str(ROOT / ".venv/bin/meltano"), "invoke", "tap-cronofy:receive"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                assert receiver.poll() is None, "the receiver exited"
+                assert time.monotonic() < deadline, "the receiver did not start"
+                time.sleep(0.2)
+        meltano("invoke", "tap-cronofy:channels", env=env)
+        assert all(len(a.channels) == 1 for a in sim.accounts.values())
+        meltano("run", "tap-cronofy", "target-duckdb", env=env)
+        account_id = sorted(sim.accounts)[2]
+        created = sim.create_event(account_id, status="tentative")
+        assert sim.notifier.flush(timeout=60)
+        second = meltano("run", "tap-cronofy", "target-duckdb", env=env)
+        assert "Change-driven: 1 account of 3 queried" in second.stderr
+        assert f"Account {account_id} (notified (change))" in second.stderr
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            status = con.execute(
+                "select free_busy_status from cronofy.free_busy where event_uid = ?",
+                [created.event_uid],
+            ).fetchall()
+        assert status == [("tentative",)]
+    finally:
+        os.killpg(receiver.pid, signal.SIGTERM)
+        receiver.wait(timeout=30)
