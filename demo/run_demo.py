@@ -1,9 +1,16 @@
-"""`make demo`: simulator -> tap-cronofy -> Meltano -> DuckDB, twice, with changes between."""
+"""`make demo`: simulator -> tap-cronofy -> Meltano -> DuckDB, twice, with changes between;
+then change-driven: the receiver, one channel per account, and a change that arrives by
+push notification and is the only thing the next run reads."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -11,9 +18,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import duckdb
 
 from demo import chart
-from demo.project import ROOT, SimulatorProcess, meltano, meltano_env, meltano_state
+from demo.project import (
+    BIN,
+    ROOT,
+    SimulatorProcess,
+    free_port,
+    meltano,
+    meltano_env,
+    meltano_state,
+)
 
 WAREHOUSE = ROOT / "output" / "warehouse.duckdb"
+CHANGE_LOG = ROOT / "output" / "changes.db"
 STATE_ID = "dev:tap-cronofy-to-target-duckdb"
 
 
@@ -97,6 +113,74 @@ def run(env: dict, label: str) -> None:
     )
 
 
+def change_driven(sim: SimulatorProcess, env: dict, accounts: list[str]) -> None:
+    """The receiver as Meltano runs it, channels, then a change that arrives by push."""
+    heading("Change-driven: Cronofy's push notifications decide what a run reads")
+    for path in CHANGE_LOG.parent.glob(CHANGE_LOG.name + "*"):
+        path.unlink()
+    port = free_port()
+    env = {
+        **env,
+        "TAP_CRONOFY_CHANGE_LOG": str(CHANGE_LOG),
+        "TAP_CRONOFY_NOTIFICATION_URL": f"http://127.0.0.1:{port}/cronofy/notifications",
+        "TAP_CRONOFY_PUSH_PORT": str(port),
+    }
+    print(f"  meltano invoke tap-cronofy:receive   (listening on 127.0.0.1:{port})")
+    receiver = subprocess.Popen(
+        [str(BIN / "meltano"), "invoke", "tap-cronofy:receive"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).close()
+                break
+            except OSError:
+                if receiver.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the receiver did not start") from None
+                time.sleep(0.2)
+        result = meltano("invoke", "tap-cronofy:channels", env=env)
+        print("  meltano invoke tap-cronofy:channels:", last_line(result.stderr, "Channels:"))
+        sim.control("POST", "push/flush", {})
+        result = meltano("run", "tap-cronofy", "target-duckdb", env=env)
+        print("  Run 3 (each account once, to start from the change log):")
+        print("   ", last_line(result.stderr, "Change-driven:"))
+        changed = next(
+            e
+            for e in sim.control("GET", f"events/{accounts[1]}")
+            if not e["deleted"] and not e["managed"] and len(e["start"]) > 10
+        )
+        sim.control("POST", "advance", {"seconds": 60})
+        sim.control("PATCH", f"events/{accounts[1]}/{changed['event_uid']}", {"status": "free"})
+        sim.control("POST", "push/flush", {})
+        print(f"\n  An event of {accounts[1]} is edited; Cronofy posts a signed notification.")
+        result = meltano("run", "tap-cronofy", "target-duckdb", env=env)
+        print("  Run 4:")
+        print("   ", last_line(result.stderr, "Change-driven:"))
+        print("   ", last_line(result.stderr, f"Account {accounts[1]} ("))
+        show(
+            f"""
+            select account_id, event_uid, free_busy_status from warehouse.cronofy.free_busy
+            where event_uid = '{changed["event_uid"]}'
+        """,
+            "the row the notification brought in (the other accounts cost no request)",
+        )
+    finally:
+        os.killpg(receiver.pid, signal.SIGTERM)
+        receiver.wait(timeout=30)
+
+
+def last_line(text: str, marker: str) -> str:
+    """The last log line holding ``marker``, from the message on."""
+    line = next((x for x in reversed(text.splitlines()) if marker in x), "")
+    return line[line.index(marker) :] if marker in line else "(not found)"
+
+
 def main() -> None:
     WAREHOUSE.parent.mkdir(exist_ok=True)
     WAREHOUSE.unlink(missing_ok=True)
@@ -157,6 +241,7 @@ def main() -> None:
             "  again. That re-read is what catches changes that reach Cronofy late (calendar\n"
             "  providers sync into it asynchronously); a merging target keeps one row each."
         )
+        change_driven(sim, env, accounts)
         heading("dbt: busy hours per person per ISO week (analytics/, overlaps counted once)")
         meltano("invoke", "dbt-duckdb:build", env=env)
         show(
