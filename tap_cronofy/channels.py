@@ -4,8 +4,10 @@ to ``notification_url``, each filed in the change log under its checked account.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from tap_cronofy.changelog import CHANGE
@@ -64,49 +66,85 @@ def provision(
     log: ChangeLog,
     budget: RunBudget,
     logger: logging.Logger,
+    workers: int = 1,
 ) -> Provisioning:
-    """Per account: check the token is the account's own (a channel made with another
-    account's token would file its notifications under the wrong id), list its channels,
-    keep one to ``callback_url``, close the others to it, create one when none is open."""
+    """Per account, ``workers`` accounts at a time: check the token is the account's own (a
+    channel made with another account's token would file its notifications under the wrong
+    id), list its channels, keep one to ``callback_url``, close the others to it, create
+    one when none is open."""
     done = Provisioning()
     logged = log.channels()
-    for account_id in accounts.ids():
+    lock = threading.Lock()
+
+    def one(account_id: str) -> None:
         if not budget.admit(account_id):
-            done.waiting.append(account_id)
-            continue
+            with lock:
+                done.waiting.append(account_id)
+            return
         try:
-            credential = accounts.credential(account_id)
-            accounts.verify(account_id, None)  # one /v1/userinfo: whose token this is
-            url = client.url("/v1/channels")
-            listed = client.get(url, credential=credential).body.get("channels") or []
-            keep, extra, others = plan(listed, callback_url, logged)
-            done.others += others
-            for channel in extra:
-                client.delete(f"{url}/{channel['channel_id']}", credential=credential)
-                log.remove_channel(str(channel["channel_id"]))
-                done.closed += 1
-            had = [c for c, a in logged.items() if a == account_id]
-            if keep is None:
-                body = {"callback_url": callback_url}
-                made = client.post(url, body, credential=credential).body.get("channel") or {}
-                keep = made
-                (done.recreated if had else done.created).append(account_id)
-                logger.info("Account %s: channel %s opened.", account_id, made.get("channel_id"))
-            else:
-                done.kept.append(account_id)
-            channel_id = str(keep["channel_id"])
-            for stale in had:
-                if stale != channel_id:
-                    log.remove_channel(stale)
-            log.add_channel(channel_id, account_id, callback_url, time.time())
-            if account_id not in done.kept:
-                # A change between the channel's opening and its filing here was notified
-                # to a channel the receiver did not know yet: the next run queries anyway.
-                log.record(channel_id, CHANGE, None, time.time())
+            outcome = _provision_one(account_id, callback_url, client, accounts, log, logged)
+            with lock:
+                done.others += outcome.others
+                done.closed += outcome.closed
+                getattr(done, outcome.kind).append(account_id)
+            if outcome.kind != "kept":
+                logger.info("Account %s: channel %s opened.", account_id, outcome.channel_id)
         except CronofyAPIError as exc:
             failure, _ = accounts.fail(account_id, exc)
-            done.failed[account_id] = str(failure)
+            with lock:
+                done.failed[account_id] = str(failure)
             logger.error("Account %s: channel not provisioned: %s", account_id, failure)
         finally:
             budget.finished(account_id)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(one, accounts.ids()))
+    for name in ("kept", "created", "recreated", "waiting"):
+        getattr(done, name).sort()
     return done
+
+
+@dataclass
+class _Outcome:
+    kind: str  # "kept", "created" or "recreated"
+    channel_id: str
+    closed: int
+    others: int
+
+
+def _provision_one(
+    account_id: str,
+    callback_url: str,
+    client: CronofyClient,
+    accounts: Accounts,
+    log: ChangeLog,
+    logged: dict[str, str],
+) -> _Outcome:
+    credential = accounts.credential(account_id)
+    accounts.verify(account_id, None)  # one /v1/userinfo: whose token this is
+    url = client.url("/v1/channels")
+    listed = client.get(url, credential=credential).body.get("channels") or []
+    keep, extra, others = plan(listed, callback_url, logged)
+    for channel in extra:
+        client.delete(f"{url}/{channel['channel_id']}", credential=credential)
+        log.remove_channel(str(channel["channel_id"]))
+    had = [c for c, a in logged.items() if a == account_id]
+    kind = "kept"
+    if keep is None:
+        keep = (
+            client.post(url, {"callback_url": callback_url}, credential=credential).body.get(
+                "channel"
+            )
+            or {}
+        )
+        kind = "recreated" if had else "created"
+    channel_id = str(keep["channel_id"])
+    for stale in had:
+        if stale != channel_id:
+            log.remove_channel(stale)
+    log.add_channel(channel_id, account_id, callback_url, time.time())
+    if kind != "kept":
+        # A change between the channel's opening and its filing here was notified to a
+        # channel the receiver did not know yet: the next run queries the account anyway.
+        log.record(channel_id, CHANGE, None, time.time())
+    return _Outcome(kind, channel_id, len(extra), others)

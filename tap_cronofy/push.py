@@ -101,9 +101,10 @@ def prune(tap: TapCronofy) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tap-cronofy-push", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand each for receive, channels and prune."""
+    found = argparse.ArgumentParser(prog="tap-cronofy-push", description=__doc__)
+    commands = found.add_subparsers(dest="command", required=True)
     for name, text in (
         ("receive", "run the receiver (an HTTP server: put it behind your HTTPS proxy)"),
         ("channels", "open, keep or close one channel per account to notification_url"),
@@ -129,7 +130,11 @@ def main(argv: list[str] | None = None) -> None:
                 help="the port to listen on (default: $TAP_CRONOFY_PUSH_PORT or 8080)",
             )
             command.add_argument("--threads", type=int, default=8)
-    args = parser.parse_args(argv)
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     install_log_redaction()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr

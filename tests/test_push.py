@@ -504,6 +504,8 @@ def test_meltano_receiver_channels_and_runs_into_duckdb(sim, tmp_path):
                 [created.event_uid],
             ).fetchall()
         assert status == [("tentative",)]
+        pruned = meltano("invoke", "tap-cronofy:prune", env=env)
+        assert "Pruned 0 notification(s)." in pruned.stderr  # all within the retention
     finally:
         os.killpg(receiver.pid, signal.SIGTERM)
         receiver.wait(timeout=30)

@@ -402,3 +402,45 @@ def test_only_the_password_of_a_change_log_url_is_a_secret():
     assert CONFIG_SCHEMA["properties"]["change_log"]["secret"] is True  # sensitive in Meltano
     assert secret_values({"change_log": "postgresql://hooks:s3cr3t-pw@db/x"}) == ["s3cr3t-pw"]
     assert secret_values({"change_log": "/var/lib/tap-cronofy/changes.db"}) == []
+
+
+# The command line
+
+
+def test_the_receiver_listens_where_the_environment_says(monkeypatch):
+    from tap_cronofy.push import parser
+
+    monkeypatch.delenv("TAP_CRONOFY_PUSH_HOST", raising=False)
+    monkeypatch.delenv("TAP_CRONOFY_PUSH_PORT", raising=False)
+    args = parser().parse_args(["receive", "--config", "ENV"])
+    assert (args.host, args.port, args.config) == ("127.0.0.1", 8080, ["ENV"])
+    monkeypatch.setenv("TAP_CRONOFY_PUSH_HOST", "0.0.0.0")
+    monkeypatch.setenv("TAP_CRONOFY_PUSH_PORT", "9090")
+    args = parser().parse_args(["receive"])
+    assert (args.host, args.port) == ("0.0.0.0", 9090)
+    assert parser().parse_args(["receive", "--port", "7070"]).port == 7070
+    assert parser().parse_args(["prune", "--config", "a.json", "--config", "b.json"]).config == [
+        "a.json",
+        "b.json",
+    ]
+
+
+def test_the_pruner_runs_at_start_and_then_on_its_interval(log):
+    import threading
+
+    log.record("chn_a", "change", None, 0.0)
+    pruner = Pruner(log, retention_days=1)
+    thread = threading.Thread(target=pruner.run, kwargs={"every": 0.01})
+    thread.start()
+    for _ in range(200):
+        if log.pruned_through() == 1:
+            break
+        threading.Event().wait(0.01)
+    log.record("chn_a", "change", None, 0.0)  # old again: the next round prunes it
+    for _ in range(200):
+        if log.pruned_through() == 2:
+            break
+        threading.Event().wait(0.01)
+    pruner.stopped.set()
+    thread.join(timeout=5)
+    assert log.pruned_through() == 2 and not thread.is_alive()
