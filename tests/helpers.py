@@ -165,3 +165,15 @@ def selected_events(sim: Simulator) -> dict[tuple, object]:
         for a in sim.accounts.values()
         for e in a.events.values()
     }
+
+
+def own_meltano_dir(tmp: Path) -> dict[str, str]:
+    """Meltano environment for a test's own ``.meltano`` directory: the plugins installed in
+    the project's (symlinked), but its own run/ and logs/, where Meltano writes each run's
+    catalog and config. Tests that run Meltano side by side then never share those files."""
+    own = tmp / ".meltano"
+    own.mkdir(exist_ok=True)
+    for entry in (ROOT / ".meltano").iterdir():
+        if entry.is_dir() and entry.name not in ("run", "logs"):
+            (own / entry.name).symlink_to(entry)
+    return {"MELTANO_SYS_DIR_ROOT": str(own)}

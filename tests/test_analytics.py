@@ -11,7 +11,7 @@ import duckdb
 
 from demo import chart
 from demo.project import meltano, meltano_env
-from tests.helpers import expected_first_sync
+from tests.helpers import expected_first_sync, own_meltano_dir
 
 BUSY = {"busy", "tentative"}
 
@@ -97,6 +97,7 @@ def test_dbt_busy_hours_count_overlaps_once_and_match_the_calendars(sim, tmp_pat
         MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
         TARGET_DUCKDB_FILEPATH=str(warehouse),
         DBT_DUCKDB_PATH=str(warehouse),
+        **own_meltano_dir(tmp_path),
     )
     meltano("run", "tap-cronofy", "target-duckdb", env=env)
     build = meltano("invoke", "dbt-duckdb:build", env=env)

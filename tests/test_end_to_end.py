@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from demo.project import meltano, meltano_env, meltano_state
-from tests.helpers import account_states, expected_first_sync
+from tests.helpers import account_states, expected_first_sync, own_meltano_dir
 
 
 @pytest.fixture
@@ -20,6 +20,7 @@ def project(sim, tmp_path):
         settings,
         MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
         TARGET_DUCKDB_FILEPATH=str(tmp_path / "warehouse.duckdb"),
+        **own_meltano_dir(tmp_path),
     )
     return env, tmp_path / "warehouse.duckdb"
 

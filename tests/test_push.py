@@ -24,7 +24,14 @@ from simulator import Simulator, SimulatorServer
 from tap_cronofy.changelog import ChangeLog
 from tap_cronofy.receiver import make_app, serve
 from tap_cronofy.signature import HEADER, sign
-from tests.helpers import ROOT, account_states, request_owner, run_tap, tap_config
+from tests.helpers import (
+    ROOT,
+    account_states,
+    own_meltano_dir,
+    request_owner,
+    run_tap,
+    tap_config,
+)
 
 STREAMS = ["free_busy", "accounts"]
 
@@ -181,6 +188,21 @@ def test_a_token_of_another_account_gets_no_channel(push):
     assert "2 failed accounts" in made.stderr and f"belongs to {b}" in made.stderr
     assert not sim.accounts[a].channels and not sim.accounts[b].channels
     assert sorted(push.log.channels().values()) == push.ids[2:]
+
+
+def test_provisioning_keeps_to_the_request_budget_and_the_next_run_finishes(push):
+    push.config["max_requests_per_run"] = 9  # two accounts' 4 requests, not a third's
+    cut = push.channels()
+    assert cut.returncode == 0, cut.stderr[-2000:]
+    summary = re.search(r"Channels: .*", cut.stderr)[0]  # type: ignore[index]
+    assert "0 kept, 2 created" in summary
+    assert "2 accounts left for the next run by max_requests_per_run" in summary
+    assert sum(bool(a.channels) for a in push.sim.accounts.values()) == 2
+    assert sum(push.costs().get(a, collections.Counter()).total() for a in push.ids) <= 9
+    del push.config["max_requests_per_run"]
+    rest = push.channels()
+    assert "Channels: 2 kept, 2 created" in rest.stderr
+    assert all(len(a.channels) == 1 for a in push.sim.accounts.values())
 
 
 def test_unchanged_accounts_cost_nothing_and_a_change_costs_its_query(push):
@@ -470,6 +492,7 @@ def test_meltano_receiver_channels_and_runs_into_duckdb(sim, tmp_path):
         MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
         TARGET_DUCKDB_FILEPATH=str(warehouse),
         TAP_CRONOFY_PUSH_PORT=str(port),
+        **own_meltano_dir(tmp_path),
     )
     receiver = subprocess.Popen(
         [str(ROOT / ".venv/bin/meltano"), "invoke", "tap-cronofy:receive"],
