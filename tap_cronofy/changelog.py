@@ -80,6 +80,15 @@ class ChangeLog:
         # sqlite:///relative.db, sqlite:////absolute.db (as SQLAlchemy spells them), or a path
         self.path = target[len("sqlite:///") :] if scheme == "sqlite" else target
         self._marker = "%s" if self.postgres else "?"
+        for attempt in range(3):  # PostgreSQL: two processes creating the tables at once
+            try:
+                self._create()
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+
+    def _create(self) -> None:
         with self._transaction() as cursor:
             for statement in SCHEMA:
                 cursor.execute(statement)

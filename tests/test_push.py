@@ -348,6 +348,20 @@ def test_a_disconnected_profile_is_reported_by_the_next_run(push):
     assert queried(run) == [(c, "notified (profile_disconnected)")]
 
 
+def test_accounts_without_a_channel_are_named(push):
+    run = run_tap(push.config, streams=STREAMS)  # no `tap-cronofy-push channels` yet
+    assert run.returncode == 0
+    warning = next(line for line in run.stderr.splitlines() if "no notification channel" in line)
+    assert f"4 accounts have no notification channel in the change log (e.g. {push.ids[0]})" in (
+        warning
+    )
+    assert "tap-cronofy-push channels" in warning
+    made = push.channels()
+    assert made.returncode == 0
+    again = run_tap(push.config, run.state, streams=STREAMS)
+    assert "no notification channel" not in again.stderr
+
+
 def test_an_unreadable_change_log_fails_before_any_request(push, tmp_path):
     bad = tmp_path / "corrupt.db"
     bad.write_bytes(b"this is not a database" * 100)

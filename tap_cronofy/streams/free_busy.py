@@ -153,12 +153,21 @@ class FreeBusyStream(CronofyStream):
         try:
             log = ChangeLog(target)
             last, pruned, pending = log.snapshot(min(positions, default=0))
+            with_channel = set(log.channels().values())
         except Exception as exc:  # sqlite3 or psycopg: either way nothing can be decided
             raise ChangeLogError(
                 f"The change log ({describe(target)}) cannot be read: {type(exc).__name__}: "
                 f"{exc}. Nothing was requested; check `change_log` and that the receiver's "
                 "database is reachable, or unset `change_log` to poll every account."
             ) from exc
+        if without := [a for a in order if a not in with_channel]:
+            self.logger.warning(
+                "%s no notification channel in the change log (e.g. %s): Cronofy cannot "
+                "tell the tap of their changes, which are read by their daily sweep only. "
+                "Run `tap-cronofy-push channels` (and keep `tap-cronofy-push receive` running).",
+                "1 account has" if len(without) == 1 else f"{len(without)} accounts have",
+                without[0],
+            )
         now = self.client.clock()
         tally = self.services.report.tally(self.name)
         chosen = []
