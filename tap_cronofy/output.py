@@ -72,19 +72,23 @@ class StateFlushingWriter(MsgSpecWriter):
             self.flush()
 
     def _write_record(self, message: RecordMessage) -> None:
+        self.write_record(message.stream, message.record, message.time_extracted, message.version)
+
+    def write_record(
+        self, stream: str, record: dict, extracted: t.Any, version: int | None = None
+    ) -> None:
         """The bytes ``MsgSpecWriter`` writes for a RECORD (its keys in the same order),
         without building the message's dict: the record itself is the one thing encoded,
         the stream's prefix and the page's time_extracted are encoded once."""
         pending = self._pending
-        prefix = self._prefixes.get(message.stream)
+        prefix = self._prefixes.get(stream)
         if prefix is None:
-            prefix = b'{"type":"RECORD","stream":' + _ENCODER.encode(message.stream) + b',"record":'
-            self._prefixes[message.stream] = prefix
+            prefix = b'{"type":"RECORD","stream":' + _ENCODER.encode(stream) + b',"record":'
+            self._prefixes[stream] = prefix
         pending += prefix
-        _ENCODER.encode_into(message.record, pending, -1)
-        if message.version is not None:
-            pending += b',"version":' + _ENCODER.encode(message.version)
-        extracted = message.time_extracted
+        _ENCODER.encode_into(record, pending, -1)
+        if version is not None:
+            pending += b',"version":' + _ENCODER.encode(version)
         if extracted is not None:
             if extracted is not self._extracted:
                 self._extracted = extracted

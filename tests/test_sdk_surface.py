@@ -66,6 +66,18 @@ def test_generate_record_messages_is_still_what_we_shortcut():
         assert step in source, step
 
 
+def test_write_record_message_is_still_what_we_shortcut():
+    """The SDK's method still writes each message of _generate_record_messages to the tap
+    and marks the state unflushed, and the tap's write_message still hands the message to
+    the writer: the shortcut does exactly that, with no message object."""
+    assert list(inspect.signature(Stream._write_record_message).parameters) == ["self", "record"]
+    source = inspect.getsource(Stream._write_record_message)
+    assert "in self._generate_record_messages(record)" in source
+    assert "self._tap.write_message(record_message)" in source
+    assert "self.state_manager.is_flushed = False" in source
+    assert "self.message_writer.write_message(message)" in inspect.getsource(Tap.write_message)
+
+
 def test_process_record_is_still_what_we_narrow():
     """Partition keys into the record, then child contexts: if the SDK's method starts doing
     more, the narrowed version must learn it too."""
