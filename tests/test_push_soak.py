@@ -79,7 +79,7 @@ def test_thirty_days_change_driven_match_what_cronofy_held(tmp_path):
         pipeline = Pipeline(tmp_path, push.config)
         held: dict[str, tuple[dict, dt.datetime]] = {}  # at each account's last query
         bookmarks: dict[str, str] = {}
-        queries = runs = 0
+        unqueried = 0  # (run, account) pairs that cost no request
         rng = random.Random(2027)
         for day in range(DAYS):
             a_day_of_changes(push, rng, day)
@@ -87,16 +87,17 @@ def test_thirty_days_change_driven_match_what_cronofy_held(tmp_path):
                 push.flush()
                 sim.requests.clear()
                 run = pipeline.run()
-                runs += 1
                 assert run["returncode"] == 0, run["stderr"][-3000:]
-                queries += sum(r["path"] == "/v1/free_busy" for r in sim.requests)
                 today = sim.now_dt().replace(hour=0, minute=0, second=0, microsecond=0)
                 lower = today - dt.timedelta(days=WINDOW_BACK)
                 upper = today + dt.timedelta(days=WINDOW_AHEAD)
                 states = account_states(pipeline.state)
                 for account_id in push.ids:
                     bookmark = states[account_id]["replication_key_value"]
-                    if bookmarks.get(account_id) != bookmark:  # queried this run
+                    if bookmarks.get(account_id) == bookmark:
+                        unqueried += 1
+                        assert not any(r["account_id"] == account_id for r in sim.requests)
+                    else:  # queried this run
                         bookmarks[account_id] = bookmark
                         rows = truth(sim, calendars, lower, upper)
                         held[account_id] = (
@@ -135,8 +136,10 @@ def test_thirty_days_change_driven_match_what_cronofy_held(tmp_path):
             if _utc(r["start_time"]) < upper and _utc(r["end_time"]) >= lower
         }
         assert fresh_keys == set(pipeline.live_rows(lower, upper))
-        # Polling queries every account every run, and a horizon slice once a day.
-        polling = len(push.ids) * (runs + DAYS)
-        assert queries < 0.8 * polling, (queries, polling)
+        # Polling queries every account on every run. Here an account is queried at most
+        # twice a day (when notified, and by its sweep), and one with only managed edits
+        # that day at most once: after the first day (the first sync), at least one
+        # (run, account) pair in six costs nothing.
+        assert unqueried >= DAYS - 1, unqueried
     finally:
         push.stop()
