@@ -171,6 +171,18 @@ def test_channels_are_one_per_account_and_provisioning_is_idempotent(push):
         assert channel_id in sim.accounts[account_id].channels
 
 
+def test_the_simulator_never_posts_beyond_this_machine(push, monkeypatch):
+    import urllib.request as request_module
+
+    opened: list[str] = []
+    monkeypatch.setattr(request_module, "urlopen", lambda r, **kw: opened.append(r.full_url))
+    account = push.sim.accounts[push.ids[0]]
+    push.sim.create_channel(account.access_token, {"callback_url": "https://hooks.example.com/x"})
+    push.flush()
+    assert opened == []
+    assert (push.sim.notifier.stats.sent, push.sim.notifier.stats.given_up) == (0, 1)
+
+
 def test_a_token_of_another_account_gets_no_channel(push):
     sim = push.sim
     a, b = push.ids[:2]
