@@ -444,3 +444,58 @@ def test_the_pruner_runs_at_start_and_then_on_its_interval(log):
     pruner.stopped.set()
     thread.join(timeout=5)
     assert log.pruned_through() == 2 and not thread.is_alive()
+
+
+# What mutation testing asked for
+
+
+def test_an_empty_secret_before_a_valid_one_is_skipped():
+    assert verify(VECTOR_BODY, VECTOR_VALUE, ["", VECTOR_SECRET])
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "PostgreSQL"])
+def test_a_postgres_url_is_spoken_to_with_postgres_markers(monkeypatch, scheme):
+    monkeypatch.setattr(ChangeLog, "_create", lambda self: None)
+    log = ChangeLog(f"{scheme}://u:p@db/x")
+    assert log.postgres is True and log._sql("a = ? and b = ?") == "a = %s and b = %s"
+    sqlite = ChangeLog("/tmp/never-opened.db")
+    assert sqlite.postgres is False and sqlite._sql("a = ?") == "a = ?"
+
+
+def test_creating_the_tables_is_tried_three_times(monkeypatch):
+    calls = []
+
+    def flaky(self):
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(ChangeLog, "_create", flaky)
+    ChangeLog("/tmp/never-opened.db")
+    assert len(calls) == 3
+
+    def broken(self):
+        calls.append(1)
+        raise RuntimeError("no")
+
+    calls.clear()
+    monkeypatch.setattr(ChangeLog, "_create", broken)
+    with pytest.raises(RuntimeError):
+        ChangeLog("/tmp/never-opened.db")
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("target", "described"),
+    [
+        ("postgres://u:p@h:1/x", "PostgreSQL h:1/x"),
+        ("postgresql:///x", "PostgreSQL localhost:5432/x"),
+        ("/var/lib/c.db", "SQLite /var/lib/c.db"),
+        ("changes.db", "SQLite changes.db"),
+        ("sqlite:///relative.db", "SQLite relative.db"),
+    ],
+)
+def test_a_change_log_is_described_by_where_it_is(target, described):
+    from tap_cronofy.changelog import describe
+
+    assert describe(target) == described
