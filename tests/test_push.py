@@ -385,13 +385,17 @@ def test_an_unreadable_change_log_fails_before_any_request(push, tmp_path):
 
 
 def test_the_receiver_command_verifies_signatures_over_http(tmp_path):
+    """Configured as the README says a receiver may be: only the client secret and the
+    change log, from the environment."""
+    import os
+
     log_path = tmp_path / "changes.db"
-    config = {"access_token": "t", "client_secret": "rx-secret-123", "change_log": str(log_path)}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    config = str(tmp_path / "config.json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CRONOFY_")}
+    env.update(TAP_CRONOFY_CLIENT_SECRET="rx-secret-123", TAP_CRONOFY_CHANGE_LOG=str(log_path))
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "tap_cronofy.push", "receive", "--port", "0", "--config", config],
+        [sys.executable, "-m", "tap_cronofy.push", "receive", "--port", "0", "--config", "ENV"],
         cwd=ROOT,
+        env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
