@@ -14,6 +14,7 @@ import typing as t
 
 from tap_cronofy.changelog import ChangeLog
 from tap_cronofy.redact import install_log_redaction
+from tap_cronofy.report import plural
 
 if t.TYPE_CHECKING:
     from tap_cronofy.tap import TapCronofy
@@ -89,8 +90,16 @@ def channels(tap: TapCronofy) -> int:
     if not settings.notification_url:
         fail("`notification_url` is not set: the public HTTPS URL of the receiver.")
     log = change_log_of(tap)
-    done = provision(settings.notification_url, tap.client, tap.accounts, log, tap.budget, LOGGER)
-    LOGGER.info("%s %s to Cronofy.", done.summary(), tap.client.request_count)
+    done = provision(
+        settings.notification_url,
+        tap.client,
+        tap.accounts,
+        log,
+        tap.budget,
+        LOGGER,
+        workers=settings.max_parallel_accounts,
+    )
+    LOGGER.info("%s %s to Cronofy.", done.summary(), plural(tap.client.request_count, "request"))
     return 1 if done.failed else 0
 
 

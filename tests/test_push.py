@@ -202,6 +202,19 @@ def test_a_token_of_another_account_gets_no_channel(push):
     assert sorted(push.log.channels().values()) == push.ids[2:]
 
 
+def test_provisioning_runs_accounts_in_parallel_workers(push):
+    """While one account's identity lookup is held up, the other accounts go on (with
+    max_parallel_accounts 1 they would wait behind it)."""
+    slow = push.ids[0]
+    push.sim.add_fault(kind="delay", seconds=2, path="/v1/userinfo", account_id=slow)
+    made = push.channels()
+    assert made.returncode == 0, made.stderr[-2000:]
+    owners = [request_owner(push.sim, r) for r in push.sim.requests]
+    held = owners.index(slow, owners.index(slow) + 1)  # after its token: the userinfo
+    after = owners.index(slow, held + 1)  # its next request, once the userinfo answered
+    assert set(owners[held + 1 : after]) - {slow}, "no other account went on meanwhile"
+
+
 def test_provisioning_keeps_to_the_request_budget_and_the_next_run_finishes(push):
     push.config["max_requests_per_run"] = 9  # two accounts' 4 requests, not a third's
     cut = push.channels()
