@@ -48,12 +48,25 @@ LAST_SEQ = "last_seq"  # the last number handed out
 PRUNED_THROUGH = "pruned_through"  # every notification numbered up to this was pruned
 
 
+POSTGRES_SCHEMES = ("postgres", "postgresql")
+
+
+def is_postgres(target: str) -> bool:
+    return urlsplit(target).scheme.lower() in POSTGRES_SCHEMES
+
+
+def sqlite_path(target: str) -> str:
+    """The file of a SQLite log: a path, or sqlite:///relative.db and sqlite:////absolute.db
+    (as SQLAlchemy spells them)."""
+    return target[len("sqlite:///") :] if urlsplit(target).scheme.lower() == "sqlite" else target
+
+
 def describe(target: str) -> str:
     """Where a change log is, without a password."""
-    parts = urlsplit(target)
-    if parts.scheme.lower() in ("postgres", "postgresql"):
+    if is_postgres(target):
+        parts = urlsplit(target)
         return f"PostgreSQL {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
-    return "SQLite " + (target[len("sqlite:///") :] if parts.scheme == "sqlite" else target)
+    return f"SQLite {sqlite_path(target)}"
 
 
 @dataclass
@@ -75,10 +88,8 @@ class ChangeLog:
 
     def __init__(self, target: str) -> None:
         self.target = target
-        scheme = urlsplit(target).scheme.lower()
-        self.postgres = scheme in ("postgres", "postgresql")
-        # sqlite:///relative.db, sqlite:////absolute.db (as SQLAlchemy spells them), or a path
-        self.path = target[len("sqlite:///") :] if scheme == "sqlite" else target
+        self.postgres = is_postgres(target)
+        self.path = sqlite_path(target)
         self._marker = "%s" if self.postgres else "?"
         for attempt in range(3):  # PostgreSQL: two processes creating the tables at once
             try:
@@ -185,10 +196,7 @@ class ChangeLog:
                 self._sql("UPDATE cronofy_log_meta SET value = value + 1 WHERE name = ?"),
                 (LAST_SEQ,),
             )
-            cursor.execute(
-                self._sql("SELECT value FROM cronofy_log_meta WHERE name = ?"), (LAST_SEQ,)
-            )
-            seq = int(cursor.fetchone()[0])
+            seq = self._meta(cursor, LAST_SEQ)
             cursor.execute(
                 self._sql(
                     "INSERT INTO cronofy_notifications (seq, account_id, channel_id, kind, "

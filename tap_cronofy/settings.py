@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import pendulum
 from singer_sdk import typing as th
 
+from tap_cronofy.changelog import POSTGRES_SCHEMES, is_postgres, sqlite_path
+
 DATA_CENTERS = {
     "us": "https://api.cronofy.com",
     "uk": "https://api-uk.cronofy.com",
@@ -435,15 +437,7 @@ def project_path(path: str, environ: t.Mapping[str, str] | None = None) -> str:
 def change_log_target(value: str) -> str:
     """The change log setting as ChangeLog opens it: a PostgreSQL URL as it is, a SQLite
     path (or sqlite:/// URL) resolved like every path setting."""
-    scheme = urlsplit(value).scheme.lower()
-    if scheme in POSTGRES_SCHEMES:
-        return value
-    if scheme == "sqlite":
-        value = value[len("sqlite:///") :]
-    return project_path(value)
-
-
-POSTGRES_SCHEMES = ("postgres", "postgresql")
+    return value if is_postgres(value) else project_path(sqlite_path(value))
 
 
 def change_log_errors(config: t.Mapping[str, t.Any]) -> list[str]:
@@ -456,7 +450,7 @@ def change_log_errors(config: t.Mapping[str, t.Any]) -> list[str]:
                 f"`change_log` must be a file path, sqlite:///path or postgresql://..., got a "
                 f"{scheme}:// URL."
             )
-        elif scheme not in POSTGRES_SCHEMES:
+        elif not is_postgres(str(value)):
             folder = Path(change_log_target(str(value))).parent
             if not folder.is_dir():
                 errors.append(

@@ -271,12 +271,12 @@ def change_due(
 def sweep_moment(account_id: str, now: dt.datetime, tzid: str) -> str:
     """The latest start of an account's daily sweep at or before ``now``: its
     ``calendar_slot`` hour (in tzid) today, else yesterday; as a UTC time string."""
-    local = now.astimezone(zone(tzid))
-    slot = dt.datetime(local.year, local.month, local.day, calendar_slot(account_id))
-    moment = slot.replace(tzinfo=zone(tzid))
+    day = now.astimezone(zone(tzid)).date()
+    hour = calendar_slot(account_id)
+    moment = dt.datetime(day.year, day.month, day.day, hour, tzinfo=zone(tzid))
     if moment > now:
-        day = local.date() - dt.timedelta(days=1)
-        moment = dt.datetime(day.year, day.month, day.day, slot.hour, tzinfo=zone(tzid))
+        day -= dt.timedelta(days=1)
+        moment = dt.datetime(day.year, day.month, day.day, hour, tzinfo=zone(tzid))
     return moment.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
 
 
