@@ -33,6 +33,21 @@ def bulk_simulator(periods: int, page_size: int = 500) -> SimulatorProcess:
     )
 
 
+def fleet_simulator(accounts: int) -> SimulatorProcess:
+    """A simulator of ``accounts`` small accounts (4 events each, pages of 100), no
+    scheduling requests: the fleet benchmarks' data."""
+    return SimulatorProcess(
+        "--accounts",
+        str(accounts),
+        "--events-per-account",
+        "4",
+        "--page-size",
+        "100",
+        "--scheduling-requests",
+        "0",
+    )
+
+
 def unlimited_config(sim: SimulatorProcess) -> str:
     """Config file with client-side rate limits lifted (to measure per-record cost, not
     the quota), after a warm-up pass that fills the simulator's page cache."""

@@ -29,10 +29,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import PYTHON, ROOT
+from common import PYTHON, ROOT, fleet_simulator
 
 sys.path.insert(0, str(ROOT))
-from demo.project import SimulatorProcess
 from simulator import Simulator, SimulatorServer
 from tests.helpers import request_owner
 
@@ -181,16 +180,7 @@ def day_of_runs(version: Version) -> dict:
 
 
 def first_sync(version: Version, accounts: int, catalog: dict) -> dict:
-    sim = SimulatorProcess(
-        "--accounts",
-        str(accounts),
-        "--events-per-account",
-        "4",
-        "--page-size",
-        "100",
-        "--scheduling-requests",
-        "0",
-    )
+    sim = fleet_simulator(accounts)
     try:
         config = sim.tap_settings()
         config.pop("scheduling_request_ids")

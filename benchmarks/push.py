@@ -19,13 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from common import PYTHON, ROOT
+from common import PYTHON, ROOT, fleet_simulator
 
 sys.path.insert(0, str(ROOT))
-from demo.project import SimulatorProcess, free_port
+from demo.project import SimulatorProcess, free_port, wait_until_healthy
 
 ACCOUNTS = int(os.environ.get("BENCH_PUSH_ACCOUNTS", "10000"))
 HOURS = int(os.environ.get("BENCH_PUSH_HOURS", "24"))
@@ -72,16 +71,7 @@ def tap(config: dict, state: dict | None, tmp: Path) -> dict:
 
 def main() -> None:
     started = time.monotonic()
-    sim = SimulatorProcess(
-        "--accounts",
-        str(ACCOUNTS),
-        "--events-per-account",
-        "4",
-        "--page-size",
-        "100",
-        "--scheduling-requests",
-        "0",
-    )
+    sim = fleet_simulator(ACCOUNTS)
     tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
     port = free_port()
     receiver = None
@@ -99,12 +89,7 @@ def main() -> None:
             cwd=ROOT,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_healthy(port, receiver)
         subprocess.run(
             [PYTHON, "-m", "tap_cronofy.push", "channels", "--config", str(tmp / "push.json")],
             cwd=ROOT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -109,3 +110,40 @@ def meltano(*args: str, env: dict[str, str], check: bool = True) -> subprocess.C
 def meltano_state(state_id: str, env: dict[str, str]) -> dict:
     result = meltano("state", "get", state_id, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def wait_until_healthy(port: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the receiver on ``port`` answers ``/healthz`` (RuntimeError if it exits first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the receiver did not start") from None
+            time.sleep(0.2)
+
+
+def meltano_receiver(env: dict[str, str], port: int) -> subprocess.Popen:
+    """`meltano invoke tap-cronofy:receive` in a session of its own (``stop_receiver`` ends
+    Meltano and the receiver together), once it answers."""
+    receiver = subprocess.Popen(
+        [str(BIN / "meltano"), "invoke", "tap-cronofy:receive"],
+        cwd=ROOT,
+        env={**env, "TAP_CRONOFY_PUSH_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until_healthy(port, receiver)
+    except RuntimeError:
+        stop_receiver(receiver)
+        raise
+    return receiver
+
+
+def stop_receiver(receiver: subprocess.Popen) -> None:
+    os.killpg(receiver.pid, signal.SIGTERM)
+    receiver.wait(timeout=30)

@@ -5,12 +5,7 @@ push notification and is the only thing the next run reads."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -19,13 +14,14 @@ import duckdb
 
 from demo import chart
 from demo.project import (
-    BIN,
     ROOT,
     SimulatorProcess,
     free_port,
     meltano,
     meltano_env,
+    meltano_receiver,
     meltano_state,
+    stop_receiver,
 )
 
 WAREHOUSE = ROOT / "output" / "warehouse.duckdb"
@@ -123,27 +119,10 @@ def change_driven(sim: SimulatorProcess, env: dict, accounts: list[str]) -> None
         **env,
         "TAP_CRONOFY_CHANGE_LOG": str(CHANGE_LOG),
         "TAP_CRONOFY_NOTIFICATION_URL": f"http://127.0.0.1:{port}/cronofy/notifications",
-        "TAP_CRONOFY_PUSH_PORT": str(port),
     }
     print(f"  meltano invoke tap-cronofy:receive   (listening on 127.0.0.1:{port})")
-    receiver = subprocess.Popen(
-        [str(BIN / "meltano"), "invoke", "tap-cronofy:receive"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    receiver = meltano_receiver(env, port)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).close()
-                break
-            except OSError:
-                if receiver.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the receiver did not start") from None
-                time.sleep(0.2)
         result = meltano("invoke", "tap-cronofy:channels", env=env)
         print("  meltano invoke tap-cronofy:channels:", last_line(result.stderr, "Channels:"))
         sim.control("POST", "push/flush", {})
@@ -171,8 +150,7 @@ def change_driven(sim: SimulatorProcess, env: dict, accounts: list[str]) -> None
             "the row the notification brought in (the other accounts cost no request)",
         )
     finally:
-        os.killpg(receiver.pid, signal.SIGTERM)
-        receiver.wait(timeout=30)
+        stop_receiver(receiver)
 
 
 def last_line(text: str, marker: str) -> str:

@@ -516,11 +516,10 @@ def test_a_postgres_change_log_serves_receiver_and_tap(postgres, tmp_path):
 
 
 def test_meltano_receiver_channels_and_runs_into_duckdb(sim, tmp_path):
-    import os
 
     import duckdb
 
-    from demo.project import free_port, meltano, meltano_env
+    from demo.project import free_port, meltano, meltano_env, meltano_receiver, stop_receiver
 
     port = free_port()
     settings = tap_config(
@@ -534,27 +533,10 @@ def test_meltano_receiver_channels_and_runs_into_duckdb(sim, tmp_path):
         settings,
         MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}",
         TARGET_DUCKDB_FILEPATH=str(warehouse),
-        TAP_CRONOFY_PUSH_PORT=str(port),
         **own_meltano_dir(tmp_path),
     )
-    receiver = subprocess.Popen(
-        [str(ROOT / ".venv/bin/meltano"), "invoke", "tap-cronofy:receive"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    receiver = meltano_receiver(env, port)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                    break
-            except OSError:
-                assert receiver.poll() is None, "the receiver exited"
-                assert time.monotonic() < deadline, "the receiver did not start"
-                time.sleep(0.2)
         meltano("invoke", "tap-cronofy:channels", env=env)
         assert all(len(a.channels) == 1 for a in sim.accounts.values())
         meltano("run", "tap-cronofy", "target-duckdb", env=env)
@@ -573,5 +555,4 @@ def test_meltano_receiver_channels_and_runs_into_duckdb(sim, tmp_path):
         pruned = meltano("invoke", "tap-cronofy:prune", env=env)
         assert "Pruned 0 notification(s)." in pruned.stderr  # all within the retention
     finally:
-        os.killpg(receiver.pid, signal.SIGTERM)
-        receiver.wait(timeout=30)
+        stop_receiver(receiver)
