@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import os
@@ -58,6 +59,18 @@ def request_owner(sim: Simulator, request: dict) -> str | None:
     return next(
         (a.account_id for a in sim.accounts.values() if a.refresh_token in request["body"]), None
     )
+
+
+def costs(sim: Simulator) -> dict[str | None, collections.Counter]:
+    """Requests of the last run by account (in the order of their first request) and path,
+    every page of a query counted as one more request of its endpoint; then forget them."""
+    counted: dict[str | None, collections.Counter] = collections.defaultdict(collections.Counter)
+    for request in sim.requests:
+        path = request["path"]
+        path = "/v1/free_busy" if path.startswith("/v1/free_busy") else path
+        counted[request_owner(sim, request)][path] += 1
+    sim.requests.clear()
+    return counted
 
 
 def account_states(state: dict | None) -> dict[str, dict]:

@@ -27,6 +27,7 @@ from tap_cronofy.signature import HEADER, sign
 from tests.helpers import (
     ROOT,
     account_states,
+    costs,
     own_meltano_dir,
     request_owner,
     run_tap,
@@ -78,16 +79,7 @@ class Push:
 
     def costs(self) -> dict[str | None, collections.Counter]:
         """Requests since the last call, by account and path (pages count as free_busy)."""
-        counted: dict[str | None, collections.Counter] = collections.defaultdict(
-            collections.Counter
-        )
-        for request in self.sim.requests:
-            path = (
-                "/v1/free_busy" if request["path"].startswith("/v1/free_busy") else request["path"]
-            )
-            counted[request_owner(self.sim, request)][path] += 1
-        self.sim.requests.clear()
-        return dict(counted)
+        return costs(self.sim)
 
     def change(self, account_id: str, status: str = "tentative") -> str:
         """Modify one of the account's own (not managed) events inside the window."""

@@ -13,8 +13,8 @@ from simulator import Simulator, SimulatorServer
 from tap_cronofy.window import calendar_slot
 from tests.helpers import (
     account_states,
+    costs,
     expected_first_sync,
-    request_owner,
     run_tap,
     tap_config,
 )
@@ -26,17 +26,6 @@ TOKEN, FREE_BUSY, CALENDARS, USERINFO = (
     "/v1/calendars",
     "/v1/userinfo",
 )
-
-
-def costs(sim) -> dict[str | None, collections.Counter]:
-    """Requests of the last run by account (in the order of their first request) and path,
-    every page of a query counted as one more request of its endpoint; then forget them."""
-    counted: dict[str | None, collections.Counter] = collections.defaultdict(collections.Counter)
-    for request in sim.requests:
-        path = FREE_BUSY if request["path"].startswith(FREE_BUSY) else request["path"]
-        counted[request_owner(sim, request)][path] += 1
-    sim.requests.clear()
-    return counted
 
 
 def day(sim) -> dt.date:
