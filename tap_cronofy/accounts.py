@@ -248,6 +248,7 @@ class Accounts:
         self._userinfo: dict[str, dict] = {}
         self._verified: set[str] = set()
         self._ids: list[str] | None = None
+        self._unidentified = False  # a lone access_token's id could not be asked this run
         self._configured = {a.account_id: a for a in settings.accounts if a.account_id}
 
     def ids(self) -> list[str]:
@@ -262,6 +263,15 @@ class Accounts:
                 self._ids = []
         return self._ids
 
+    def gone(self, known: t.Iterable[str]) -> list[str]:
+        """The accounts of ``known`` (a stream's state) no longer configured, to drop from
+        it; none when this run could not tell which account a lone ``access_token`` is (a
+        failed or refused userinfo): a failure never drops an account's state."""
+        wanted = set(self.ids())
+        if self._unidentified:
+            return []
+        return [account_id for account_id in known if account_id not in wanted]
+
     def _identify(self, account: AccountConfig) -> list[str]:
         credential = self._new_credential(account)
         try:
@@ -271,6 +281,7 @@ class Accounts:
                 raise identity_mismatch(UNNAMED, sub)
         except CronofyAPIError as exc:
             self.fail(UNNAMED, exc, credential)
+            self._unidentified = True
             return []
         credential.name(sub)
         with self._lock:

@@ -9,6 +9,7 @@ a position in Singer state says exactly what a run has consumed.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import sqlite3
 import typing as t
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ SCHEMA = (
 )
 LAST_SEQ = "last_seq"  # the last number handed out
 PRUNED_THROUGH = "pruned_through"  # every notification numbered up to this was pruned
+LOG_ID = "log_id"  # drawn when the log is created: a new or replaced log numbers from 1 again
 
 
 POSTGRES_SCHEMES = ("postgres", "postgresql")
@@ -75,6 +77,11 @@ class Pending:
 
     last: dict[str, int] = field(default_factory=dict)
     count: int = 0
+    changes_since: str | None = None  # the earliest a change notification carried
+
+    def earliest(self, changes_since: str | None) -> None:
+        if changes_since and (self.changes_since is None or changes_since < self.changes_since):
+            self.changes_since = changes_since
 
     def since(self, position: int) -> list[str]:
         """The types notified after ``position``."""
@@ -91,6 +98,7 @@ class ChangeLog:
         self.postgres = is_postgres(target)
         self.path = sqlite_path(target)
         self._marker = "%s" if self.postgres else "?"
+        self.log_id = 0  # read when the tables are made sure of, below
         for attempt in range(3):  # PostgreSQL: two processes creating the tables at once
             try:
                 self._create()
@@ -103,14 +111,16 @@ class ChangeLog:
         with self._transaction() as cursor:
             for statement in SCHEMA:
                 cursor.execute(statement)
-            for name in (LAST_SEQ, PRUNED_THROUGH):
+            initial = {LAST_SEQ: 0, PRUNED_THROUGH: 0, LOG_ID: 1 + secrets.randbelow(2**31 - 1)}
+            for name, value in initial.items():
                 cursor.execute(
                     self._sql(
-                        "INSERT INTO cronofy_log_meta (name, value) VALUES (?, 0) "
+                        "INSERT INTO cronofy_log_meta (name, value) VALUES (?, ?) "
                         "ON CONFLICT (name) DO NOTHING"
                     ),
-                    (name,),
+                    (name, value),
                 )
+            self.log_id = self._meta(cursor, LOG_ID)
 
     def describe(self) -> str:
         return describe(self.target)
@@ -221,22 +231,26 @@ class ChangeLog:
 
     def snapshot(self, after: int) -> tuple[int, int, dict[str, Pending]]:
         """In one transaction: the last number, the pruned-through number, and each
-        account's notifications numbered after ``after`` and up to the last number."""
+        account's notifications numbered after ``after`` and up to the last number (their
+        earliest ``changes_since`` may belong to one the account already served: a wider
+        query, never a narrower one)."""
         with self._transaction() as cursor:
             last = self._meta(cursor, LAST_SEQ)
             pruned = self._meta(cursor, PRUNED_THROUGH)
             cursor.execute(
                 self._sql(
-                    "SELECT account_id, kind, MAX(seq), COUNT(*) FROM cronofy_notifications "
-                    "WHERE seq > ? AND seq <= ? GROUP BY account_id, kind"
+                    "SELECT account_id, kind, MAX(seq), COUNT(*), MIN(changes_since) "
+                    "FROM cronofy_notifications WHERE seq > ? AND seq <= ? "
+                    "GROUP BY account_id, kind"
                 ),
                 (after, last),
             )
             pending: dict[str, Pending] = {}
-            for account_id, kind, seq, count in cursor.fetchall():
+            for account_id, kind, seq, count, since in cursor.fetchall():
                 entry = pending.setdefault(account_id, Pending())
                 entry.last[kind] = int(seq)
                 entry.count += int(count)
+                entry.earliest(since)
             return last, pruned, pending
 
     def prune(self, before: float) -> int:

@@ -19,7 +19,13 @@ import backoff
 import msgspec.json
 import requests
 
-from tap_cronofy.errors import CredentialError, CronofyAPIError, ExpiredPageError, ForeignHostError
+from tap_cronofy.errors import (
+    CredentialError,
+    CronofyAPIError,
+    ExpiredPageError,
+    ForeignHostError,
+    ParameterError,
+)
 from tap_cronofy.ratelimit import SlidingWindowLimiter
 from tap_cronofy.redact import SECRETS
 
@@ -318,11 +324,11 @@ def raise_for_status(response: requests.Response) -> t.NoReturn:
     if status == HTTPStatus.NOT_FOUND and "/pages/" in path:
         raise ExpiredPageError(f"404 for page URL {path}: the page token expired", status=404)
     if status == HTTPStatus.UNPROCESSABLE_ENTITY:
-        raise CronofyAPIError(
+        raise ParameterError(
             f"422 Unprocessable Entity for path {path}: Cronofy rejected the request "
             f"parameters: {describe_field_errors(response)}. Check the tap settings "
             "(tzid, start_date, end_date, calendar_ids).",
-            status=status,
+            fields=field_names(response),
         )
     raise CronofyAPIError(
         f"{status} {response.reason} for path {path}: {short_body(response)}", status=status
@@ -363,6 +369,15 @@ def retry_after_seconds(exc: BaseException | None) -> float | None:
             return None
         now = header_time(response) or datetime.now(timezone.utc)
         return max(0.0, (moment - now).total_seconds())
+
+
+def field_names(response: requests.Response) -> set[str]:
+    """The parameters a 422 answer names."""
+    try:
+        errors = response.json().get("errors")
+    except (ValueError, AttributeError):
+        return set()
+    return {str(name) for name in errors} if isinstance(errors, dict) else set()
 
 
 def describe_field_errors(response: requests.Response) -> str:

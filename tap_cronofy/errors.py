@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing as t
+
 from singer_sdk.exceptions import FatalAPIError
 
 
@@ -11,6 +13,14 @@ class CronofyAPIError(FatalAPIError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ParameterError(CronofyAPIError):
+    """422: Cronofy refused the named request parameters (``fields``)."""
+
+    def __init__(self, message: str, *, fields: t.Collection[str] = ()) -> None:
+        super().__init__(message, status=422)
+        self.fields = frozenset(fields)
 
 
 class CredentialError(CronofyAPIError):

@@ -51,7 +51,8 @@ FREE_BUSY = th.PropertiesList(
     th.Property(
         "_sdc_deleted_at",
         th.DateTimeType,
-        description="Set when Cronofy reported the event deleted",
+        description="Set when Cronofy reported the event deleted, or when the period moved "
+        "out of the window the tap keeps (start_date/end_date, else 42 days back to 201 ahead)",
     ),
 ).to_dict()
 
@@ -159,6 +160,11 @@ CALENDAR = th.PropertiesList(
         th.DateTimeType,
         required=True,
         description="When the tap first saw this version of the calendar, by Cronofy's clock",
+    ),
+    th.Property(
+        "_sdc_deleted_at",
+        th.DateTimeType,
+        description="Set when /v1/calendars stopped listing the calendar",
     ),
 ).to_dict()
 

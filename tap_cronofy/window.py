@@ -20,12 +20,11 @@ if t.TYPE_CHECKING:
 
 DAYS_BACK = 42  # Cronofy's window: 42 days back ...
 DAYS_AHEAD = 201  # ... to 201 days ahead of today, `to` exclusive
-# The far edge of every read: one day inside Cronofy's limit, so that a clock or time-zone
-# difference never provokes a 422. Full reads send it as `to`, horizon slices stop at it,
-# and no read emits a period starting on or after it: a fresh sync and a months-old one
-# hold the same periods.
-SAFE_AHEAD = DAYS_AHEAD - 1
-SAFE_BACK = DAYS_BACK - 1  # likewise for a `from` sent because of start_date
+# A read whose window edge is Cronofy's own sends no `from`/`to` there: Cronofy then applies
+# its default by its own clock, so the window's last day is read and no day turning between
+# asking and answering can provoke a 422. A fresh sync and a months-old one hold the same
+# periods: those overlapping the window (and, with include_managed and no start_date or
+# end_date, managed events wherever they lie, as Cronofy returns them).
 
 ACCOUNTS = "accounts"  # free_busy's stream state: one entry per account, by account id
 # Keys of an account's state besides the SDK's bookmark name.
@@ -33,6 +32,7 @@ HORIZON = "horizon"  # the window has been read up to this date (exclusive)
 SCOPE = "scope"  # fingerprint of the settings that decide what a query returns
 FULL_READ = "full_read"  # date of the last whole-window read
 NOTIFIED = "notified"  # change-driven mode: the change log position its last query covers
+LOG = "log"  # change-driven mode: the identity of the change log that position counts in
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Keys of an account's calendars state.
 READ_ON = "read_on"  # the day (in tzid, by Cronofy's clock) its calendars were last read
@@ -55,16 +55,22 @@ class Read:
 
 @dataclass(frozen=True)
 class Bounds:
-    """What a run may emit: periods overlapping [lower, upper), as UTC times in Cronofy's
-    format (string order is time order)."""
+    """What a run keeps live: periods overlapping [lower, upper), as UTC times in Cronofy's
+    format (string order is time order), and, when ``managed_anywhere``, managed periods
+    wherever they lie. Every other period a read returns is emitted marked deleted: it has
+    left what the tap keeps, and its row must not stay live at its old value."""
 
     lower: str
     upper: str
+    managed_anywhere: bool = False
 
-    def admits(self, start_time: str | None, end_time: str | None) -> bool:
-        """A period is emitted when it ends after ``lower`` and starts before ``upper``."""
+    def keeps(self, start_time: str | None, end_time: str | None, managed: bool = False) -> bool:
+        """Live when it ends after ``lower`` and starts before ``upper`` (a period that only
+        touches ``lower`` is not kept), or when it is managed and ``managed_anywhere``."""
         if start_time is None or end_time is None:
             return True  # malformed: kept, so that nothing is dropped silently
+        if managed and self.managed_anywhere:
+            return True
         return start_time < self.upper and end_time > self.lower
 
 
@@ -102,21 +108,43 @@ def base_params(settings: Settings) -> dict[str, t.Any]:
 
 def window(settings: Settings, today: pendulum.Date) -> tuple[pendulum.Date, pendulum.Date]:
     """The dates a run covers: from ``start_date`` (clamped to Cronofy's limit; else
-    Cronofy's own 42 days back) to ``end_date`` or the far edge, exclusive."""
+    Cronofy's own 42 days back) to ``end_date`` or Cronofy's edge, 201 days ahead,
+    exclusive."""
     lower = today.subtract(days=DAYS_BACK)
     if settings.start_date:
-        lower = max(today.subtract(days=SAFE_BACK), settings.start_date)
-    upper = today.add(days=SAFE_AHEAD)
+        lower = max(lower, settings.start_date)
+    upper = today.add(days=DAYS_AHEAD)
     if settings.end_date:
         upper = min(upper, settings.end_date)
     return lower, upper
+
+
+def needs_today(settings: Settings) -> bool:
+    """Whether a whole-window read's parameters depend on the date: only with start_date or
+    end_date (else Cronofy's defaults are the window, and no date is sent)."""
+    return bool(settings.start_date or settings.end_date)
+
+
+def date_params(lower: pendulum.Date, upper: pendulum.Date, today: pendulum.Date) -> dict[str, str]:
+    """``from``/``to`` for [lower, upper), each left out where it is Cronofy's own default
+    (or beyond it): Cronofy then decides that edge by its clock."""
+    params = {}
+    if lower > today.subtract(days=DAYS_BACK):
+        params["from"] = lower.isoformat()
+    if upper < today.add(days=DAYS_AHEAD):
+        params["to"] = upper.isoformat()
+    return params
 
 
 def bounds(settings: Settings, today: pendulum.Date) -> Bounds:
     """The window as the instants every read's periods are checked against: midnights in
     ``tzid``, in UTC."""
     lower, upper = window(settings, today)
-    return Bounds(_midnight_utc(lower, settings.tzid), _midnight_utc(upper, settings.tzid))
+    return Bounds(
+        _midnight_utc(lower, settings.tzid),
+        _midnight_utc(upper, settings.tzid),
+        managed_anywhere=settings.include_managed and not needs_today(settings),
+    )
 
 
 def _midnight_utc(day: pendulum.Date, tzid: str) -> str:
@@ -139,26 +167,35 @@ def needs_full_read(state: t.Mapping[str, t.Any], settings: Settings) -> str | N
     return None
 
 
-def full_read(settings: Settings, today: pendulum.Date, *, reason: str) -> Read | None:
+def full_read(settings: Settings, today: pendulum.Date | None, *, reason: str) -> Read | None:
     """The whole window; None when ``start_date``/``end_date`` leave nothing to read today.
-    Deleted periods are asked for except on a first sync (nothing was loaded to mark)."""
-    lower, upper = window(settings, today)
-    if lower >= upper:
-        return None
+    ``today`` (Cronofy's) is needed only when ``needs_today``. Deleted periods are always
+    asked for: a first sync of an account may follow rows loaded before (state cleared,
+    the account removed and added again, --full-refresh)."""
     params = base_params(settings)
-    if reason != "first sync":
-        params["include_deleted"] = "true"
-    if settings.start_date:
-        params["from"] = lower.isoformat()
-    params["to"] = upper.isoformat()
+    params["include_deleted"] = "true"
+    if needs_today(settings):
+        assert today is not None, "start_date/end_date: a full read needs Cronofy's today"
+        lower, upper = window(settings, today)
+        if lower >= upper:
+            return None
+        params.update(date_params(lower, upper, today))
     return Read("full", params, reason)
 
 
-def incremental_read(settings: Settings, bookmark: str) -> Read:
+def incremental_read(settings: Settings, bookmark: str, notified_since: str | None = None) -> Read:
     """Cronofy's incremental recipe: no from/to, deletions included, changes since the
-    bookmark minus ``lookback_seconds``."""
+    bookmark minus ``lookback_seconds``, or since ``notified_since`` (the earliest
+    ``changes_since`` of the notifications it serves) when that is earlier."""
     moment = dt.datetime.fromisoformat(bookmark.replace("Z", "+00:00"))
     since = moment - dt.timedelta(seconds=settings.lookback_seconds)
+    if notified_since:
+        try:
+            notified = dt.datetime.fromisoformat(notified_since.replace("Z", "+00:00"))
+        except ValueError:
+            notified = None  # not a Time: the bookmark decides
+        if notified is not None and notified.tzinfo is not None:
+            since = min(since, notified)
     params = base_params(settings)
     params["include_deleted"] = "true"
     params["last_modified"] = since.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
@@ -166,16 +203,32 @@ def incremental_read(settings: Settings, bookmark: str) -> Read:
 
 
 def first_read(
-    state: t.Mapping[str, t.Any], settings: Settings, today: pendulum.Date | None, now: str
+    state: t.Mapping[str, t.Any],
+    settings: Settings,
+    today: pendulum.Date | None,
+    now: str,
+    notified_since: str | None = None,
 ) -> Read:
     """An account's first query this run. ``today`` (Cronofy's) is only needed when
-    ``needs_full_read``; ``now`` stands in for a bookmark that does not exist yet."""
+    ``needs_full_read`` and ``needs_today``; ``now`` stands in for a bookmark that does not
+    exist yet."""
     reason = needs_full_read(state, settings)
-    if reason is not None:
-        assert today is not None, "a full read needs Cronofy's today"
-        if (read := full_read(settings, today, reason=reason)) is not None:
-            return read
-    return incremental_read(settings, state.get("replication_key_value") or now)
+    if reason is not None and (read := full_read(settings, today, reason=reason)) is not None:
+        return read
+    bookmark = state.get("replication_key_value") or now
+    return incremental_read(settings, bookmark, notified_since)
+
+
+def earlier_to(read: Read) -> Read | None:
+    """After Cronofy refused a read's ``to`` as too far ahead (the clocks disagree by the
+    day): the same read ending one day earlier; None when it sends no ``to``."""
+    if "to" not in read.params:
+        return None
+    to = pendulum.Date.fromisoformat(read.params["to"]).subtract(days=1)
+    params = {**read.params, "to": to.isoformat()}
+    if "from" in params and params["from"] >= params["to"]:
+        return None
+    return Read(read.kind, params, read.reason)
 
 
 def follow_up(
@@ -197,7 +250,8 @@ def follow_up(
     if start >= upper:
         return None
     params = base_params(settings)
-    params.update({"include_deleted": "true", "from": start.isoformat(), "to": upper.isoformat()})
+    params["include_deleted"] = "true"
+    params.update(date_params(start, upper, today))
     return Read("horizon", params, f"window moved on to {upper}")
 
 
@@ -208,25 +262,30 @@ def completed(
     today: pendulum.Date,
     watermark: str,
     position: int | None = None,
+    log_id: int | None = None,
 ) -> dict[str, t.Any]:
     """The partition state an account's run leaves once all its ``reads`` completed:
     the bookmark, how far the window has been read, the scope, the last full read, and in
-    change-driven mode the change log ``position`` read before its first query."""
+    change-driven mode the change log ``position`` read before its first query and the
+    identity (``log_id``) of the log it counts in."""
     new: dict[str, t.Any] = {
         "replication_key_value": watermark,
         SCOPE: scope_fingerprint(settings),
     }
     if position is not None:
         new[NOTIFIED] = position
+        if log_id is not None:
+            new[LOG] = log_id
+    edge = window(settings, today)[1].isoformat()  # where a read with no `to` stops
     horizon = state.get(HORIZON)
     last_full = state.get(FULL_READ)
     for read in reads:
         if read.kind == "full":
             last_full = today.isoformat()
         if read.kind != "incremental":
-            horizon = read.params["to"]
+            horizon = read.params.get("to", edge)
     if horizon is None:  # no day of the window could be read: nothing to catch up later
-        horizon = window(settings, today)[1].isoformat()
+        horizon = edge
     new[HORIZON] = horizon
     if last_full is not None:
         new[FULL_READ] = last_full
@@ -247,6 +306,7 @@ def change_due(
     pruned_through: int,
     account_id: str,
     now: dt.datetime,
+    log_id: int | None = None,
 ) -> str | None:
     """Change-driven mode: why an account is queried this run, or None (no request at all).
     ``notified``: the notification types the change log holds for it after its position.
@@ -259,6 +319,8 @@ def change_due(
         return reason
     if NOTIFIED not in state:
         return "first run in change-driven mode"
+    if state.get(LOG) != log_id:
+        return "the change log is not the one its position counts in (replaced or recreated)"
     if state[NOTIFIED] < pruned_through:
         return "the change log was pruned past its position"
     if notified:
@@ -324,12 +386,14 @@ def calendar_changes(
     state: t.Mapping[str, t.Any] | None,
     today: pendulum.Date,
     calendars: t.Mapping[str, str],
-) -> tuple[list[str], dict[str, t.Any]]:
+) -> tuple[list[str], list[str], dict[str, t.Any]]:
     """From a read's calendars (calendar_id -> fingerprint): the ids to emit (new or
-    changed) and the account's new calendars state (calendars no longer listed drop out)."""
+    changed), the ids to emit marked deleted (emitted before, no longer listed), and the
+    account's new calendars state (those no longer listed drop out)."""
     known = (state or {}).get(CALENDARS) or {}
     changed = [c for c, fingerprint in calendars.items() if known.get(c) != fingerprint]
-    return changed, {READ_ON: today.isoformat(), CALENDARS: dict(calendars)}
+    removed = sorted(c for c in known if c not in calendars)
+    return changed, removed, {READ_ON: today.isoformat(), CALENDARS: dict(calendars)}
 
 
 def resync_due(last: str | None, account_id: str, today: pendulum.Date, every: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import typing as t
 from dataclasses import dataclass
@@ -133,17 +134,29 @@ class CalendarsStream(_PerAccountStream):
         state = self.stream_state
         states = state.get(ACCOUNTS)
         self._states: dict[str, dict] = states if isinstance(states, dict) else {}
-        wanted = set(ids)
-        for account_id in [a for a in self._states if a not in wanted]:
+        for account_id in self.services.accounts().gone(self._states):
             del self._states[account_id]
         state[ACCOUNTS] = self._states
         self.state_manager.is_flushed = False
-        now = self.client.server_now() or dt.datetime.now(dt.timezone.utc)
+        now = self.server_now(ids)
         local = now.astimezone(zone(self.settings.tzid))
         self._today, self._hour = server_date(now, self.settings.tzid), local.hour
         self._gap = run_gap_hours(state.get(LAST_RUN), now)
         state[LAST_RUN] = format_time(now)
         self._reasons: dict[str, str] = {}
+
+    def server_now(self, ids: list[str]) -> dt.datetime:
+        """Cronofy's clock, which decides which accounts are due. When no request of this
+        run has told it (only calendars selected), the first account's userinfo is asked
+        (the accounts stream reuses it); the host's clock only when that fails too."""
+        if (now := self.client.server_now()) is None and ids:
+            with contextlib.suppress(CronofyAPIError):  # reported when the account is read
+                self.services.accounts().userinfo(ids[0])
+            now = self.client.server_now()
+        if now is None:
+            self.logger.warning("Cronofy's clock is unknown: the host's decides today's date.")
+            return dt.datetime.now(dt.timezone.utc)
+        return now
 
     def without_request(self, account_id: str) -> Answer | None:
         seen = self.services.seen_calendars.get(account_id, ())
@@ -165,22 +178,26 @@ class CalendarsStream(_PerAccountStream):
             for calendar in body.get("calendars") or ()
             if isinstance(calendar, dict) and calendar.get("calendar_id")
         }
-        changed, state = calendar_changes(
+        changed, removed, state = calendar_changes(
             self._states.get(account_id),
             self._today,
             {calendar_id: fingerprint(r, 12) for calendar_id, r in records.items()},
         )
         self.logger.info(
-            "Account %s: calendars read (%s): %s, %d new or changed.",
+            "Account %s: calendars read (%s): %s, %d new or changed, %d no longer listed "
+            "(marked deleted).",
             account_id,
             self._reasons.pop(account_id, "due"),
             plural(len(records), "calendar"),
             len(changed),
+            len(removed),
         )
         seen_at = format_time(reply.server_time)
-        return Answer(
-            [{**records[c], "last_modified": seen_at} for c in changed], state, kind="read"
-        )
+        emitted = [
+            {**records[c], "last_modified": seen_at, "_sdc_deleted_at": None} for c in changed
+        ]
+        emitted += [gone_calendar(account_id, c, seen_at) for c in removed]
+        return Answer(emitted, state, kind="read")
 
     def keep(self, account_id: str, state: dict) -> None:
         self._states[account_id] = state
@@ -236,6 +253,19 @@ class AccountsStream(_PerAccountStream):
             if conferencing is None
             else [pick(p, CONFERENCING_FIELDS) for p in conferencing if isinstance(p, dict)],
         }
+
+
+def gone_calendar(account_id: str, calendar_id: str, seen_at: str) -> dict:
+    """A calendar that /v1/calendars no longer lists: marked deleted (its other fields are
+    not known any more)."""
+    return {
+        **dict.fromkeys(CALENDAR_FIELDS),
+        "account_id": account_id,
+        "calendar_id": calendar_id,
+        "calendar_deleted": True,
+        "last_modified": seen_at,
+        "_sdc_deleted_at": seen_at,
+    }
 
 
 def fields(value: dict, names: tuple[str, ...]) -> dict:

@@ -15,24 +15,32 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_cronofy.changelog import DISCONNECTED, ChangeLog, describe
 from tap_cronofy.client import format_time
-from tap_cronofy.errors import AccountError, ChangeLogError, CronofyAPIError, ExpiredPageError
+from tap_cronofy.errors import (
+    AccountError,
+    ChangeLogError,
+    CronofyAPIError,
+    ExpiredPageError,
+    ParameterError,
+)
 from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.report import plural
 from tap_cronofy.schemas import FREE_BUSY
 from tap_cronofy.streams.base import CronofyStream
 from tap_cronofy.window import (
     ACCOUNTS,
+    DAYS_AHEAD,
+    DAYS_BACK,
     HORIZON,
     NOTIFIED,
-    SAFE_AHEAD,
-    SAFE_BACK,
     Read,
     bounds,
     change_due,
     completed,
+    earlier_to,
     first_read,
     follow_up,
     needs_full_read,
+    needs_today,
     server_date,
     stalest_first,
 )
@@ -59,10 +67,11 @@ class Outcome:
 
     state: dict = field(default_factory=dict)
     reads: list[str] = field(default_factory=list)
+    done: list[Read] = field(default_factory=list)  # the reads made, as made
     pages: int = 0
     records: int = 0
     deleted: int = 0
-    outside: int = 0  # periods outside the run's window, not emitted
+    outside: int = 0  # periods outside what the run keeps, emitted marked deleted
     collisions: list[tuple[str, str]] = field(default_factory=list)
     calendar_ids: set[str] = field(default_factory=set)  # of the periods read
 
@@ -84,6 +93,9 @@ class FreeBusyStream(CronofyStream):
         self._lock = threading.Lock()
         self._clamp_warned = False
         self._position: int | None = None  # change-driven mode: the log's, at the run's start
+        self._log_id: int | None = None  # ... and the log's identity
+        self._since: dict[str, str] = {}  # ... and each account's earliest changes_since
+        self._today_lock = threading.Lock()
         self._why: dict[str, str] = {}  # change-driven mode: why each account is queried
 
     @property
@@ -92,7 +104,7 @@ class FreeBusyStream(CronofyStream):
         (found in O(1), where the SDK's partition list is scanned per lookup)."""
         return None
 
-    def account_states(self, ids: list[str]) -> dict[str, dict]:
+    def account_states(self) -> dict[str, dict]:
         """The stream state's accounts: those no longer configured dropped, and partitions
         left by earlier versions of the tap moved in."""
         state = self.stream_state
@@ -105,8 +117,7 @@ class FreeBusyStream(CronofyStream):
                 states[account_id] = {
                     k: v for k, v in partition.items() if k not in ("context", "replication_key")
                 }
-        wanted = set(ids)
-        if gone := [account_id for account_id in states if account_id not in wanted]:
+        if gone := self.services.accounts().gone(states):
             self.logger.info(
                 "Dropping %d account(s) no longer configured from free_busy state.", len(gone)
             )
@@ -120,7 +131,7 @@ class FreeBusyStream(CronofyStream):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         ids = self.services.accounts().ids()
-        self._states = self.account_states(ids)
+        self._states = self.account_states()
         order = stalest_first(ids, self._states)
         if self.settings.change_log:
             order = self.changed_accounts(order)
@@ -182,15 +193,18 @@ class FreeBusyStream(CronofyStream):
                     "periods of that calendar stop changing until then.",
                     account_id,
                 )
-            reason = change_due(state, settings, kinds, pruned, account_id, now)
+            reason = change_due(state, settings, kinds, pruned, account_id, now, log.log_id)
             if reason is None:
                 self.services.unqueried.add(account_id)
                 continue
             self._why[account_id] = reason
+            if kinds and entry is not None and entry.changes_since:
+                self._since[account_id] = entry.changes_since
             tally.queried[reason.split(" (", 1)[0]] += 1
             chosen.append(account_id)
         tally.unqueried = len(order) - len(chosen)
         self._position = last
+        self._log_id = log.log_id
         self.logger.info(
             "Change-driven: %s of %d queried (change log %s at position %d); %d unchanged, "
             "with no request.",
@@ -215,7 +229,8 @@ class FreeBusyStream(CronofyStream):
         tally.reads.update(read.split(" ", 1)[0] for read in outcome.reads)
         why = self._why.get(account_id)
         self.logger.info(
-            "Account %s: %s; %s, %s (%d deleted, %d outside the window); bookmark %s -> %s, "
+            "Account %s: %s; %s, %s (%d deleted, %d left the window: marked deleted); "
+            "bookmark %s -> %s, "
             "window read up to %s.",
             account_id if why is None else f"{account_id} ({why})",
             "; ".join(outcome.reads),
@@ -257,39 +272,42 @@ class FreeBusyStream(CronofyStream):
         credential = accounts.credential(account_id)
         emitted: set[int] = set()  # keys emitted by this run's earlier queries (they overlap)
         today: pendulum.Date | None = None
-        if needs_full_read(state, settings) is not None:
+        if needs_full_read(state, settings) is not None and needs_today(settings):
             today = self._today(account_id, credential)
             self._warn_if_clamped(today)
-        read = first_read(state, settings, today, format_time(_utcnow()))
+        read = first_read(
+            state, settings, today, format_time(_utcnow()), self._since.get(account_id)
+        )
         if read.kind == "incremental" and today is not None:
             self.logger.warning(
                 "Account %s: start_date/end_date leave no days inside Cronofy's window "
-                "(42 days back, 200 ahead); nothing will be emitted.",
+                "(42 days back, 201 ahead); nothing will be emitted.",
                 account_id,
             )
         outcome = Outcome()
         first_reply = yield from self._query(account_id, credential, read, emitted, outcome)
         today = server_date(first_reply, settings.tzid)
-        reads = [read]
         if (extra := follow_up(state, settings, account_id, today, read)) is not None:
             yield from self._query(account_id, credential, extra, emitted, outcome)
-            reads.append(extra)
+        watermark = format_time(first_reply)
         outcome.state = completed(
-            state, settings, reads, today, format_time(first_reply), self._position
+            state, settings, outcome.done, today, watermark, self._position, self._log_id
         )
         yield outcome
 
     def _today(self, account_id: str, credential: AccountCredential) -> pendulum.Date:
         """Today by Cronofy's clock (the far edge of a full read depends on it); asked of
         Cronofy (a due token refresh, else the account's userinfo, which the accounts stream
-        reuses) when no answer of this run has told it yet."""
-        now = self.client.server_now()
-        if now is None:  # a due token refresh answers with Cronofy's Date too
-            credential.bearer(self.client)
+        reuses) when no answer of this run has told it yet: by one worker, the others waiting
+        for its answer rather than each asking."""
+        with self._today_lock:
             now = self.client.server_now()
-        if now is None:
-            self.services.accounts().userinfo(account_id)
-            now = self.client.server_now()
+            if now is None:  # a due token refresh answers with Cronofy's Date too
+                credential.bearer(self.client)
+                now = self.client.server_now()
+            if now is None:
+                self.services.accounts().userinfo(account_id)
+                now = self.client.server_now()
         return server_date(now or _utcnow(), self.settings.tzid)
 
     def _warn_if_clamped(self, today: pendulum.Date) -> None:
@@ -299,7 +317,7 @@ class FreeBusyStream(CronofyStream):
             if self._clamp_warned:
                 return
             self._clamp_warned = True
-        earliest, latest = today.subtract(days=SAFE_BACK), today.add(days=SAFE_AHEAD)
+        earliest, latest = today.subtract(days=DAYS_BACK), today.add(days=DAYS_AHEAD)
         if settings.start_date and settings.start_date < earliest:
             self.logger.warning(
                 "start_date %s is further back than Cronofy allows (42 days); using %s.",
@@ -308,7 +326,7 @@ class FreeBusyStream(CronofyStream):
             )
         if settings.end_date and settings.end_date > latest:
             self.logger.warning(
-                "end_date %s is further ahead than Cronofy allows (200 days); using %s.",
+                "end_date %s is further ahead than Cronofy allows (201 days); using %s.",
                 settings.end_date,
                 latest,
             )
@@ -321,14 +339,15 @@ class FreeBusyStream(CronofyStream):
         emitted: set[int],
         outcome: Outcome,
     ) -> t.Generator[Page, None, dt.datetime]:
-        """Every page of one query; restarts once if a page token expires. Returns the
-        time (Cronofy's clock) of its first answer. Nothing is emitted before the answer's
-        userinfo says the token is the account's own, nor outside the run's window."""
+        """Every page of one query; restarts once if a page token expires, and once a day
+        earlier if Cronofy refuses its ``to`` (422). Returns the time (Cronofy's clock) of
+        its first answer. Nothing is emitted before the answer's userinfo says the token is
+        the account's own; a period outside what the run keeps is emitted marked deleted."""
         settings = self.settings
         zone = settings.tzid
         accounts = self.services.accounts()
         first: dt.datetime | None = None
-        restarted = False
+        restarted = narrowed = False
         calendar_ids = outcome.calendar_ids
         while True:
             # Keys of this query, to notice two periods sharing one. The run's first query
@@ -353,9 +372,11 @@ class FreeBusyStream(CronofyStream):
                         record = make_record(period, account_id, watermark, zone)
                         if record["calendar_id"]:
                             calendar_ids.add(record["calendar_id"])
-                        if not window_.admits(record["start_time"], record["end_time"]):
+                        managed = record["event_id"] is not None
+                        if not window_.keeps(record["start_time"], record["end_time"], managed):
                             outcome.outside += 1
-                            continue
+                            if record["_sdc_deleted_at"] is None:
+                                record["_sdc_deleted_at"] = watermark
                         key = hash((record["calendar_id"], record["event_uid"]))
                         if key in seen:
                             outcome.collisions.append((record["calendar_id"], record["event_uid"]))
@@ -370,7 +391,20 @@ class FreeBusyStream(CronofyStream):
                     url = (reply.body.get("pages") or {}).get("next_page") or None
                     params = None  # next_page is absolute and complete
                 outcome.reads.append(read.label)
+                outcome.done.append(read)
                 return first  # type: ignore[return-value]  # set by the first reply
+            except ParameterError as exc:
+                earlier = earlier_to(read) if "to" in exc.fields and not narrowed else None
+                if earlier is None or params is None:
+                    raise
+                self.logger.warning(
+                    "Account %s: Cronofy refused `to` %s as too far ahead (its clock and the "
+                    "tap's disagree on the date); reading to %s instead, once.",
+                    account_id,
+                    read.params["to"],
+                    earlier.params["to"],
+                )
+                read, narrowed = earlier, True
             except ExpiredPageError as exc:
                 if restarted:
                     raise AccountError(

@@ -79,8 +79,10 @@ def test_the_fingerprint_ignores_order_and_unrelated_settings():
     assert len(w.scope_fingerprint(a)) == 16
 
 
-def test_first_sync_reads_the_window_to_the_far_edge_without_deletions():
-    read = w.first_read({}, settings(), TODAY, NOW)
+def test_first_sync_reads_cronofys_own_window_with_deletions():
+    """No from/to: Cronofy's defaults (42 days back, 201 ahead, managed events across all
+    time) by its own clock; deletions, since rows may have been loaded before."""
+    read = w.first_read({}, settings(), None, NOW)
     assert read.kind == "full" and read.reason == "first sync"
     assert read.params == {
         "tzid": "Etc/UTC",
@@ -89,7 +91,7 @@ def test_first_sync_reads_the_window_to_the_far_edge_without_deletions():
         "include_managed": "true",
         "localized_times": "false",
         "include_userinfo": "true",
-        "to": "2027-06-19",  # today + 200: the one far edge
+        "include_deleted": "true",
     }
     assert read.label == "full (first sync)"
 
@@ -101,11 +103,24 @@ def test_a_rereading_full_read_asks_for_deletions():
     assert read.kind == "full" and read.params["include_deleted"] == "true"
 
 
-def test_start_and_end_date_are_sent_clamped_into_cronofys_window():
+def test_start_and_end_date_beyond_cronofys_window_leave_its_defaults():
     s = settings(start_date="2000-01-01", end_date="2999-01-01")
     read = w.first_read({}, s, TODAY, NOW)
-    assert read.params["from"] == "2026-10-21"  # today - 41
-    assert read.params["to"] == "2027-06-19"  # today + 200
+    assert "from" not in read.params and "to" not in read.params
+    assert w.window(s, TODAY) == (pendulum.Date(2026, 10, 20), pendulum.Date(2027, 6, 20))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "sent"),
+    [
+        ("2026-10-20", "2027-06-20", {}),  # exactly Cronofy's edges: left to it
+        ("2026-10-21", "2027-06-19", {"from": "2026-10-21", "to": "2027-06-19"}),
+        ("2026-10-19", "2027-06-21", {}),
+    ],
+)
+def test_only_dates_inside_cronofys_defaults_are_sent(start, end, sent):
+    read = w.first_read({}, settings(start_date=start, end_date=end), TODAY, NOW)
+    assert {k: v for k, v in read.params.items() if k in ("from", "to")} == sent
 
 
 def test_dates_inside_the_window_are_sent_as_they_are():
@@ -123,9 +138,12 @@ def test_dates_outside_the_window_leave_only_an_incremental_read():
     assert read.params["last_modified"] == "2026-12-01T09:50:00Z"
 
 
-def test_a_full_read_needs_cronofys_today():
+def test_a_full_read_needs_cronofys_today_only_with_start_or_end_date():
+    assert not w.needs_today(settings())
+    assert w.needs_today(settings(start_date="2026-11-01"))
+    assert w.needs_today(settings(end_date="2027-01-01"))
     with pytest.raises(AssertionError):
-        w.first_read({}, settings(), None, NOW)
+        w.first_read({}, settings(end_date="2027-01-01"), None, NOW)
 
 
 def test_the_incremental_read_is_cronofys_recipe_minus_the_lookback():
@@ -163,14 +181,14 @@ def test_the_horizon_slice_reads_what_time_brought_into_the_window():
     first = w.first_read(state, s, None, NOW)
     extra = w.follow_up(state, s, "acc_1", TODAY, first)
     assert extra is not None and extra.kind == "horizon"
-    assert extra.params["from"] == "2027-06-17" and extra.params["to"] == "2027-06-19"
+    assert extra.params["from"] == "2027-06-17" and "to" not in extra.params  # Cronofy's edge
     assert extra.params["include_deleted"] == "true" and "last_modified" not in extra.params
-    assert extra.reason == "window moved on to 2027-06-19"
+    assert extra.reason == "window moved on to 2027-06-20"
 
 
 def test_no_slice_when_the_horizon_is_already_at_the_far_edge():
     s = settings()
-    state = state_after(s, horizon="2027-06-19")
+    state = state_after(s, horizon="2027-06-20")
     first = w.first_read(state, s, None, NOW)
     assert w.follow_up(state, s, "acc_1", TODAY, first) is None
 
@@ -199,7 +217,7 @@ def test_a_due_periodic_reread_replaces_the_slice():
     extra = w.follow_up(state, s, "acc_1", TODAY, first)
     assert extra is not None and extra.kind == "full"
     assert extra.reason == "periodic full re-read (full_resync_days)"
-    assert extra.params["include_deleted"] == "true" and extra.params["to"] == "2027-06-19"
+    assert extra.params["include_deleted"] == "true" and "to" not in extra.params
 
 
 @pytest.mark.parametrize(
@@ -243,7 +261,7 @@ def test_a_first_sync_leaves_bookmark_horizon_scope_and_full_read():
     assert new == {
         "replication_key_value": "2026-12-01T10:00:01Z",
         w.SCOPE: w.scope_fingerprint(s),
-        w.HORIZON: "2027-06-19",
+        w.HORIZON: "2027-06-20",  # Cronofy's edge: today + 201, its last day read
         w.FULL_READ: "2026-12-01",
     }
 
@@ -257,7 +275,7 @@ def test_an_incremental_run_moves_the_horizon_only_by_its_slice():
     new = w.completed(state, s, [first], TODAY, NOW)
     assert new[w.HORIZON] == "2027-06-17", "without its slice, the horizon stays"
     new = w.completed(state, s, [first, extra], TODAY, NOW)
-    assert new[w.HORIZON] == "2027-06-19" and new[w.FULL_READ] == "2026-11-02"
+    assert new[w.HORIZON] == "2027-06-20" and new[w.FULL_READ] == "2026-11-02"
     assert new["replication_key_value"] == NOW
 
 
@@ -279,9 +297,11 @@ def test_bounds_are_midnights_in_the_query_zone():
     assert b == w.Bounds("2026-11-19T15:00:00Z", "2026-12-23T15:00:00Z")
 
 
-def test_default_bounds_are_cronofys_past_and_the_far_edge():
+def test_default_bounds_are_cronofys_window_and_managed_events_anywhere():
     b = w.bounds(settings(), TODAY)
-    assert b == w.Bounds("2026-10-20T00:00:00Z", "2027-06-19T00:00:00Z")
+    assert b == w.Bounds("2026-10-20T00:00:00Z", "2027-06-20T00:00:00Z", managed_anywhere=True)
+    assert not w.bounds(settings(include_managed=False), TODAY).managed_anywhere
+    assert not w.bounds(settings(end_date="2027-01-01"), TODAY).managed_anywhere
 
 
 @pytest.mark.parametrize(
@@ -298,9 +318,16 @@ def test_default_bounds_are_cronofys_past_and_the_far_edge():
         ("2026-11-20T01:00:00Z", None, True),
     ],
 )
-def test_only_periods_overlapping_the_window_are_admitted(start, end, admitted):
+def test_only_periods_overlapping_the_window_are_kept(start, end, admitted):
     b = w.bounds(settings(start_date="2026-11-20", end_date="2026-12-24"), TODAY)
-    assert b.admits(start, end) is admitted
+    assert b.keeps(start, end) is admitted
+    assert b.keeps(start, end, managed=True) is admitted, "dates set: managed ones too"
+
+
+def test_managed_periods_are_kept_anywhere_without_start_or_end_date():
+    b = w.bounds(settings(), TODAY)
+    far = ("2028-01-01T00:00:00Z", "2028-01-01T01:00:00Z")
+    assert b.keeps(*far, managed=True) and not b.keeps(*far)
 
 
 @pytest.mark.parametrize(
@@ -324,7 +351,7 @@ def test_today_near_midnight_moves_every_edge_together():
     after = w.server_date(dt.datetime.fromisoformat("2026-11-30T23:00:00+00:00"), s.tzid)
     assert (after - before).days == 1
     assert w.window(s, after)[1] == w.window(s, before)[1].add(days=1)
-    assert w.first_read({}, s, after, NOW).params["to"] == "2027-06-19"
+    assert w.bounds(s, after).upper == "2027-06-19T22:00:00Z"  # midnight in Paris
 
 
 def test_the_fingerprint_is_stable_across_releases():
@@ -354,8 +381,8 @@ def test_the_scope_change_reason_names_the_settings():
 
 def test_a_window_of_no_days_after_clamping_is_not_read():
     """start_date at the far edge: from == to would be refused by Cronofy."""
-    s = settings(start_date="2027-06-19", end_date="2027-07-01")
-    assert w.window(s, TODAY) == (pendulum.Date(2027, 6, 19), pendulum.Date(2027, 6, 19))
+    s = settings(start_date="2027-06-20", end_date="2027-07-01")
+    assert w.window(s, TODAY) == (pendulum.Date(2027, 6, 20), pendulum.Date(2027, 6, 20))
     assert w.full_read(s, TODAY, reason="first sync") is None
 
 
@@ -383,7 +410,7 @@ def test_times_are_utc_whatever_the_hosts_zone(monkeypatch):
     try:
         read = w.incremental_read(settings(lookback_seconds=0), "2026-11-30T11:00:00+01:00")
         assert read.params["last_modified"] == "2026-11-30T10:00:00Z"
-        assert w.bounds(settings(), TODAY).upper == "2027-06-19T00:00:00Z"
+        assert w.bounds(settings(), TODAY).upper == "2027-06-20T00:00:00Z"
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
@@ -459,10 +486,12 @@ def test_the_gap_between_runs_is_hours_since_the_previous_one():
     assert w.run_gap_hours("2026-12-01T13:00:00Z", now) == 0.0, "never negative"
 
 
-def test_only_new_or_changed_calendars_are_emitted_and_gone_ones_leave_state():
+def test_only_new_or_changed_calendars_are_emitted_and_gone_ones_are_marked_deleted():
     state = {w.READ_ON: "2026-11-30", w.CALENDARS: {"cal_1": "f1", "cal_2": "f2", "gone": "f"}}
-    emit, new = w.calendar_changes(state, TODAY, {"cal_1": "f1", "cal_2": "F2", "cal_3": "f3"})
-    assert emit == ["cal_2", "cal_3"]
+    emit, removed, new = w.calendar_changes(
+        state, TODAY, {"cal_1": "f1", "cal_2": "F2", "cal_3": "f3"}
+    )
+    assert emit == ["cal_2", "cal_3"] and removed == ["gone"]
     assert new == {
         w.READ_ON: TODAY.isoformat(),
         w.CALENDARS: {"cal_1": "f1", "cal_2": "F2", "cal_3": "f3"},
@@ -470,6 +499,6 @@ def test_only_new_or_changed_calendars_are_emitted_and_gone_ones_leave_state():
 
 
 def test_a_first_read_emits_every_calendar():
-    emit, new = w.calendar_changes(None, TODAY, {"cal_1": "f1", "cal_2": "f2"})
-    assert emit == ["cal_1", "cal_2"]
+    emit, removed, new = w.calendar_changes(None, TODAY, {"cal_1": "f1", "cal_2": "f2"})
+    assert emit == ["cal_1", "cal_2"] and removed == []
     assert new[w.CALENDARS] == {"cal_1": "f1", "cal_2": "f2"}
