@@ -71,7 +71,7 @@ class Bounds:
             return True  # malformed: kept, so that nothing is dropped silently
         if managed and self.managed_anywhere:
             return True
-        return start_time < self.upper and end_time > self.lower
+        return self.lower < self.upper and start_time < self.upper and end_time > self.lower
 
 
 def scope_fingerprint(settings: Settings) -> str:

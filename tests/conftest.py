@@ -5,9 +5,30 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from simulator import Simulator, SimulatorServer
 from tests.postgres import PostgresServer, find_bindir
+
+# Property-based and stateful tests: "ci" (the default) is seeded and bounded, so that a
+# failure reproduces on any machine and `make test` stays near ten minutes; "deep" searches
+# far more cases (HYPOTHESIS_PROFILE=deep). CONTRIBUTING.md says how to replay a failure.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=150,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "deep",
+    max_examples=5000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
