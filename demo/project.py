@@ -102,9 +102,25 @@ def meltano(*args: str, env: dict[str, str], check: bool = True) -> subprocess.C
         check=False,
     )
     if check and result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).splitlines()[-40:])
-        raise RuntimeError(f"meltano {' '.join(args)} failed ({result.returncode}):\n{tail}")
+        raise RuntimeError(
+            f"meltano {' '.join(args)} failed ({result.returncode}):\n"
+            + failure_report(result.stdout, result.stderr)
+        )
     return result
+
+
+NOISE = ("DeprecationWarning", "from click.parser import")  # dbt's, on every run
+
+
+def failure_report(stdout: str, stderr: str, lines: int = 40) -> str:
+    """What a failed step said, without the warnings every run prints: the last lines of
+    its output (where dbt reports a failing test) and of its log (Meltano's, tracebacks)."""
+    parts = []
+    for name, text in (("output", stdout), ("log", stderr)):
+        kept = [line for line in (text or "").splitlines() if not any(n in line for n in NOISE)]
+        if kept:
+            parts.append(f"--- its {name}:\n" + "\n".join(kept[-lines:]))
+    return "\n".join(parts) or "(it printed nothing)"
 
 
 def meltano_state(state_id: str, env: dict[str, str]) -> dict:

@@ -445,10 +445,30 @@ class Simulator:
         """A new calendar on the account (as when its owner creates one); its id."""
         with self.lock:
             account = self.accounts[account_id]
-            calendar_id = f"cal_{account_id[4:]}_{len(account.calendars)}@sim"
+            number = len(account.calendars)
+            while any(
+                f"cal_{account_id[4:]}_{number}@sim" in known
+                for known in (account.calendars, account.calendar_names)
+            ):
+                number += 1  # a removed calendar's id is never handed out again
+            calendar_id = f"cal_{account_id[4:]}_{number}@sim"
             account.calendars.append(calendar_id)
             account.calendar_names[calendar_id] = name
             return calendar_id
+
+    def remove_calendar(self, account_id: str, calendar_id: str) -> None:
+        """The owner deletes a calendar: /v1/calendars stops listing it, and its events are
+        deleted (as a provider's sync reports them)."""
+        with self.lock:
+            self.version += 1
+            account = self.accounts[account_id]
+            account.calendars.remove(calendar_id)
+            account.calendar_names.setdefault(calendar_id, "(removed)")
+            for event in account.events.values():
+                if event.calendar_id == calendar_id and not event.deleted:
+                    event.deleted = True
+                    event.last_modified = self.now() - self.sync_lag
+            self.changed(account_id)
 
     def rename_calendar(self, account_id: str, calendar_id: str, name: str) -> None:
         with self.lock:

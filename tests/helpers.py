@@ -50,6 +50,14 @@ class TapRun:
             ]
         return [r["scheduling_request_id"] for r in self.records(stream)]
 
+    def live_keys(self) -> list[tuple]:
+        """free_busy keys emitted live: neither deleted by Cronofy nor out of the window."""
+        return [
+            (r["account_id"], r["calendar_id"], r["event_uid"])
+            for r in self.records("free_busy")
+            if r["_sdc_deleted_at"] is None
+        ]
+
 
 def request_owner(sim: Simulator, request: dict) -> str | None:
     """The account a logged simulator request is for: its bearer token's, or, for a token
@@ -147,29 +155,59 @@ def expected_first_sync(
     calendar_ids: set[str] | None = None,
     window: tuple[dt.date, dt.date] | None = None,
 ) -> set[tuple]:
-    """Keys a full first sync must emit, computed from the simulator's stored events and the
-    tap's promise (not from the simulator's or the tap's code): periods overlapping
-    [first, last), by default Cronofy's 42 days back to the far edge, 200 days ahead (one
-    day inside Cronofy's 201), whatever Cronofy returns beyond."""
+    """Keys a full first sync must emit live, computed from the simulator's stored events
+    and the tap's promise (not from the simulator's or the tap's code): periods overlapping
+    [first, last), by default Cronofy's own window, 42 days back to 201 ahead, and then
+    (with include_managed) managed events wherever they lie, as Cronofy returns them."""
     zone = ZoneInfo(tzid)
     today = sim.now_dt().astimezone(zone).date()
     first, last = window or (
         today - dt.timedelta(days=DAYS_BACK),
-        today + dt.timedelta(days=DAYS_AHEAD - 1),
+        today + dt.timedelta(days=DAYS_AHEAD),
     )
     lower = dt.datetime.combine(first, dt.time(), zone)
     upper = dt.datetime.combine(last, dt.time(), zone)
+    far = dt.timedelta(days=5000)
     keys = set()
     for account in sim.accounts.values():
-        for event in sim.periods_of(account, lower, upper):
+        for event in sim.periods_of(account, lower - far, upper + far):
             if event.deleted or (event.managed and not include_managed):
                 continue
             if calendar_ids and event.calendar_id not in calendar_ids:
                 continue
             start, end = event.bounds(zone)
-            if start < upper and end > lower:
+            anywhere = event.managed and window is None
+            if anywhere or (start < upper and end > lower):
                 keys.add((account.account_id, event.calendar_id, event.event_uid))
     return keys
+
+
+def first_sync_rows(sim: Simulator, tzid: str = "Etc/UTC") -> set[tuple]:
+    """Keys of every row a first sync (default settings) loads, live or not: all Cronofy
+    returns to a query of its own window with deletions (periods ending on or after its
+    first day, starting before its last; managed events anywhere), by the documents."""
+    zone = ZoneInfo(tzid)
+    today = sim.now_dt().astimezone(zone).date()
+    lower = dt.datetime.combine(today - dt.timedelta(days=DAYS_BACK), dt.time(), zone)
+    upper = dt.datetime.combine(today + dt.timedelta(days=DAYS_AHEAD), dt.time(), zone)
+    far = dt.timedelta(days=5000)
+    keys = set()
+    for account in sim.accounts.values():
+        for event in sim.periods_of(account, lower - far, upper + far):
+            start, end = event.bounds(zone)
+            if event.managed or (start < upper and end >= lower):
+                keys.add((account.account_id, event.calendar_id, event.event_uid))
+    return keys
+
+
+def deleted_keys(sim: Simulator) -> set[tuple]:
+    """Keys of the simulator's deleted events."""
+    return {
+        (a.account_id, e.calendar_id, e.event_uid)
+        for a in sim.accounts.values()
+        for e in a.events.values()
+        if e.deleted
+    }
 
 
 def selected_events(sim: Simulator) -> dict[tuple, object]:

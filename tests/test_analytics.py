@@ -25,6 +25,19 @@ def book(sim, account_id: str, start: dt.datetime, minutes: int, status: str = "
     )
 
 
+def week_pieces(start: dt.datetime, end: dt.datetime, zone: ZoneInfo):
+    """(Monday in ``zone``, hours) of each part of [start, end) inside one local week,
+    hour by hour: a brute-force cut, DST included."""
+    hours: dict[dt.date, float] = defaultdict(float)
+    moment = start
+    while moment < end:
+        step = min(end, moment.replace(minute=0, second=0) + dt.timedelta(hours=1))
+        local = moment.astimezone(zone).date()
+        hours[local - dt.timedelta(days=local.weekday())] += (step - moment).total_seconds() / 3600
+        moment = step
+    return hours.items()
+
+
 def expected_weeks(sim) -> dict[tuple[str, dt.date], tuple[float, float]]:
     """(account, ISO week in the account's zone) -> (union hours, summed hours), computed
     here in Python from the periods a full sync loads."""
@@ -42,10 +55,8 @@ def expected_weeks(sim) -> dict[tuple[str, dt.date], tuple[float, float]]:
     for account_id, spans in periods.items():
         zone = ZoneInfo(sim.accounts[account_id].zoneinfo)
         for start, end in spans:
-            local = start.astimezone(zone).date()
-            weeks[(account_id, local - dt.timedelta(days=local.weekday()))][1] += (
-                end - start
-            ).total_seconds() / 3600
+            for week, hours in week_pieces(start, end, zone):
+                weeks[(account_id, week)][1] += hours
         merged: list[list[dt.datetime]] = []
         for start, end in sorted(spans):
             if merged and start <= merged[-1][1]:
@@ -53,10 +64,8 @@ def expected_weeks(sim) -> dict[tuple[str, dt.date], tuple[float, float]]:
             else:
                 merged.append([start, end])
         for start, end in merged:
-            local = start.astimezone(zone).date()
-            weeks[(account_id, local - dt.timedelta(days=local.weekday()))][0] += (
-                end - start
-            ).total_seconds() / 3600
+            for week, hours in week_pieces(start, end, zone):
+                weeks[(account_id, week)][0] += hours
     return {k: (round(v[0], 4), round(v[1], 4)) for k, v in weeks.items()}
 
 
@@ -83,8 +92,8 @@ def test_dbt_busy_hours_count_overlaps_once_and_match_the_calendars(sim, tmp_pat
     book(sim, first, nine, 60)  # 09:00-10:00
     book(sim, first, nine + dt.timedelta(minutes=30), 60, "tentative")  # 09:30-10:30
     book(sim, first, nine + dt.timedelta(minutes=45), 15)  # inside both
-    # Sunday 23:00-01:00 local, and 00:30-01:00 inside it on Monday: the merged block
-    # belongs to Sunday's week, yet Monday's week still has booked hours of its own.
+    # Sunday 23:00-01:00 local, and 00:30-01:00 inside it on Monday: each week gets the
+    # busy time inside it, so the block's second hour and the whole 30 minutes are Monday's.
     monday = an_empty_week(sim, first)
     zone = ZoneInfo(sim.accounts[first].zoneinfo)
     midnight = dt.datetime.combine(monday, dt.time(), zone).astimezone(dt.timezone.utc)
@@ -122,7 +131,7 @@ def test_dbt_busy_hours_count_overlaps_once_and_match_the_calendars(sim, tmp_pat
     week = nine.date() - dt.timedelta(days=nine.date().weekday())
     busy, booked = expected[(first, week)]
     assert round(booked - busy, 4) >= 0.75, "2.25 h booked within 1.5 h: overlaps count once"
-    assert loaded[(first, monday)] == (0.0, 0.5), "a week with booked hours but no block start"
+    assert loaded[(first, monday)] == (1.0, 1.5), "blocks are cut at the local week's start"
     selections = defaultdict(int)
     for request in sim.scheduling.values():
         selections[request["slot_selection"]] += 1

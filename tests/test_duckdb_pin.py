@@ -41,6 +41,19 @@ def load(tmp_path, singer: str, name: str, pythonpath: str | None) -> int:
         return con.execute("select count(*) from cronofy.calendars").fetchone()[0]
 
 
+def without_column(singer: str, name: str) -> str:
+    """The same Singer messages without one property of every SCHEMA and RECORD."""
+    lines = []
+    for line in singer.splitlines():
+        message = json.loads(line)
+        if message["type"] == "SCHEMA":
+            message["schema"]["properties"].pop(name, None)
+        elif message["type"] == "RECORD":
+            message["record"].pop(name, None)
+        lines.append(json.dumps(message))
+    return "\n".join(lines) + "\n"
+
+
 def test_target_duckdb_loses_rows_with_duckdb_1_3_so_the_pin_stays(sim, tmp_path):
     run = run_tap(tap_config(sim, sim.url), streams=["calendars"])
     assert run.returncode == 0, run.stderr
@@ -62,8 +75,12 @@ def test_target_duckdb_loses_rows_with_duckdb_1_3_so_the_pin_stays(sim, tmp_path
         check=True,
         capture_output=True,
     )
-    pinned_rows = load(tmp_path, run.stdout, "pinned", None)
-    newer_rows = load(tmp_path, run.stdout, "newer", str(newer))
+    # Calendar rows whose last column is empty (a calendar not deleted: _sdc_deleted_at
+    # null) are not taken for a header; rows ending in a value are. The bug is the target's
+    # whatever the data: the rows without that column show it.
+    singer = without_column(run.stdout, "_sdc_deleted_at")
+    pinned_rows = load(tmp_path, singer, "pinned", None)
+    newer_rows = load(tmp_path, singer, "newer", str(newer))
     assert pinned_rows == calendars, "with duckdb 1.2.2 every row is loaded"
     assert newer_rows < calendars, (
         f"with duckdb 1.3.2 target-duckdb loaded {newer_rows} of {calendars} rows: if it "

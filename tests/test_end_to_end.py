@@ -8,7 +8,12 @@ import duckdb
 import pytest
 
 from demo.project import meltano, meltano_env, meltano_state
-from tests.helpers import account_states, expected_first_sync, own_meltano_dir
+from tests.helpers import (
+    account_states,
+    expected_first_sync,
+    first_sync_rows,
+    own_meltano_dir,
+)
 
 
 @pytest.fixture
@@ -73,12 +78,14 @@ def test_meltano_into_duckdb_twice(sim, project):
     state_id = "dev:tap-cronofy-to-target-duckdb"
     first = meltano("run", "tap-cronofy", "target-duckdb", env=env)
     expected = expected_first_sync(sim)
+    loaded = first_sync_rows(sim)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = free_busy_rows(con)
-        assert len(rows) == emitted(first, "free_busy") == len(expected), (
+        assert len(rows) == emitted(first, "free_busy") == len(loaded), (
             "every emitted record is a row (this target has dropped rows before)"
         )
-        assert {r[:3] for r in rows} == expected
+        assert {r[:3] for r in rows} == loaded
+        assert {r[:3] for r in rows if r[5] is None} == expected, "live: the window"
         assert con.execute("select count(*) from cronofy.scheduling_requests").fetchone()[0] == 30
     state_1 = meltano_state(state_id, env)
 
@@ -90,7 +97,7 @@ def test_meltano_into_duckdb_twice(sim, project):
         rows = free_busy_rows(con)
         keys = [r[:3] for r in rows]
         assert len(keys) == len(set(keys)), "updated rows are updated, not duplicated"
-        assert len(rows) == len(expected) + 1, "one new event"
+        assert len(rows) == len(loaded) + 1, "one new event"
         by_uid = {r[2]: r for r in rows}
         for event in change["modified"]:
             assert by_uid[event.event_uid][3] == event.status
@@ -124,7 +131,8 @@ def test_duckdb_hard_delete_removes_deleted_events(sim, project):
         uids = {r[2] for r in free_busy_rows(con)}
     assert change["deleted"].event_uid not in uids
     assert change["created"].event_uid in uids
-    assert len(uids) == len(expected_first_sync(sim))  # one gone, one new
+    # every row marked deleted (by Cronofy, or out of the window) is gone: the rest is live
+    assert uids == {k[2] for k in expected_first_sync(sim)}
 
 
 def test_meltano_into_postgres_twice(sim, project, postgres):
@@ -140,13 +148,18 @@ def test_meltano_into_postgres_twice(sim, project, postgres):
         "TARGET_POSTGRES_DATABASE": "postgres",
     }
     meltano("run", "tap-cronofy", "target-postgres", env=env)
-    expected = expected_first_sync(sim)
+    expected = first_sync_rows(sim)
     dsn = f"host=127.0.0.1 port={postgres.port} user={postgres.user} dbname=postgres"
     with psycopg.connect(dsn) as con:
         rows = con.execute(
             "select account_id, calendar_id, event_uid from cronofy.free_busy"
         ).fetchall()
         assert len(rows) == len(expected) and set(rows) == expected
+        live = con.execute(
+            "select account_id, calendar_id, event_uid from cronofy.free_busy "
+            "where _sdc_deleted_at is null"
+        ).fetchall()
+        assert set(live) == expected_first_sync(sim)
     change = change_some_data(sim)
     meltano("run", "tap-cronofy", "target-postgres", env=env)
     with psycopg.connect(dsn) as con:
@@ -170,5 +183,5 @@ def test_meltano_into_jsonl(sim, project, tmp_path):
         "run", "tap-cronofy", "target-jsonl", env={**env, "TARGET_JSONL_DESTINATION_PATH": str(out)}
     )
     lines = (out / "free_busy.jsonl").read_text().splitlines()
-    assert len(lines) == emitted(result, "free_busy") == len(expected_first_sync(sim))
+    assert len(lines) == emitted(result, "free_busy") == len(first_sync_rows(sim))
     assert len((out / "scheduling_requests.jsonl").read_text().splitlines()) == 30

@@ -47,7 +47,7 @@ def test_swapped_tokens_load_nothing_under_either_id(sim, says_whose):
     assert f"configured for account {b} belongs to {a}" in run.stderr
     assert "2 account(s) failed" in run.stderr
     # the healthy account is complete
-    assert {k for k in expected_first_sync(sim) if k[0] == c} == set(run.record_keys())
+    assert {k for k in expected_first_sync(sim) if k[0] == c} == set(run.live_keys())
     # once found out, a swapped token is not used again by the other streams
     for account in (a, b):
         sent = [p for p in requests_of(sim, account) if p != "/oauth/token"]
@@ -103,7 +103,7 @@ def test_a_lone_token_is_named_by_its_id_and_asked_once(sim):
     assert run.returncode == 0, run.stderr
     assert set(by_account(run, "accounts")) == {account_id}
     assert set(by_account(run, "calendars")) == {account_id}
-    assert set(run.record_keys()) == {k for k in expected_first_sync(sim) if k[0] == account_id}
+    assert set(run.live_keys()) == {k for k in expected_first_sync(sim) if k[0] == account_id}
     paths = collections.Counter(r["path"] for r in sim.requests)
     assert paths["/v1/userinfo"] == 1, "the identity lookup serves the accounts stream too"
 
@@ -136,7 +136,19 @@ def test_no_read_emits_a_period_outside_start_and_end_date(sim):
     )
     first = run_tap(config, streams=["free_busy"])
     assert first.returncode == 0, first.stderr
+    loaded = next(
+        r
+        for r in first.records()
+        if r["account_id"] == a and r["_sdc_deleted_at"] is None and not r["all_day"]
+    )
     sim.advance(60)
+    moved_to = dt.datetime.combine(today + dt.timedelta(days=60), dt.time(9), dt.timezone.utc)
+    sim.modify_event(
+        a,
+        loaded["event_uid"],
+        start=moved_to.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        end=(moved_to + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     inside = today + dt.timedelta(days=3)
     far = today + dt.timedelta(days=198)  # 178 days past end_date
     before = today - dt.timedelta(days=20)
@@ -151,8 +163,14 @@ def test_no_read_emits_a_period_outside_start_and_end_date(sim):
     sim.advance(60)
     later = run_tap(config, first.state, streams=["free_busy"])
     assert later.returncode == 0, later.stderr
-    assert [r["event_uid"] for r in later.records()] == ["evt_inside"]
-    assert "2 outside the window" in later.stderr
+    assert later.live_keys() == [(a, loaded["calendar_id"], "evt_inside")]
+    # what left the window (or never entered it) is emitted marked deleted, at its new
+    # time: the moved row does not stay live at its old one
+    gone = {r["event_uid"]: r for r in later.records() if r["_sdc_deleted_at"] is not None}
+    assert set(gone) == {"evt_far", "evt_before", loaded["event_uid"]}
+    assert gone[loaded["event_uid"]]["start"] == moved_to.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert all(r["_sdc_deleted_at"] == r["last_modified"] for r in gone.values())
+    assert "3 left the window: marked deleted" in later.stderr
     incremental = [r for r in sim.requests if r["path"] == "/v1/free_busy"][-1]["params"]
     assert "last_modified" in incremental, "the change came from an incremental read"
 
@@ -187,25 +205,27 @@ def test_one_far_edge_for_every_read(sim):
         )
     sim.advance(3600)  # booked long before the runs: never "modified since" them
     old = run_tap(config, streams=["free_busy"])
-    warehouse = {(r["account_id"], r["calendar_id"], r["event_uid"]) for r in old.records()}
+    merged = {(r["account_id"], r["calendar_id"], r["event_uid"]): r for r in old.records()}
     state = old.state
     for _ in range(2):
         sim.advance(86400)
         run = run_tap(config, state, streams=["free_busy"])
         assert run.returncode == 0, run.stderr
         state = run.state
-        warehouse |= {(r["account_id"], r["calendar_id"], r["event_uid"]) for r in run.records()}
+        merged |= {(r["account_id"], r["calendar_id"], r["event_uid"]): r for r in run.records()}
+        warehouse = {k for k, r in merged.items() if r["_sdc_deleted_at"] is None}
         fresh = run_tap(config, streams=["free_busy"])
         # (rows that aged out of the window's past end stay in a warehouse: compare the rest)
         now = sim.now_dt().strftime("%Y-%m-%dT%H:%M:%SZ")
         future = {r["event_uid"] for r in fresh.records() + run.records() if r["end_time"] > now}
         future |= {r["event_uid"] for r in old.records() if r["end_time"] > now}
         assert {k for k in warehouse if k[2] in future} == {
-            k for k in fresh.record_keys() if k[2] in future
+            k for k in fresh.live_keys() if k[2] in future
         }, "a months-old sync equals a fresh one"
         edge = {k[2] for k in warehouse if k[2].startswith("evt_edge_")}
         days = (sim.now_dt().date() - today).days
-        assert edge == {f"evt_edge_{d}" for d in (199, 200, 201) if d < 200 + days}
+        # Cronofy's window ends 201 days ahead (exclusive): its last day is read too
+        assert edge == {f"evt_edge_{d}" for d in (199, 200, 201) if d < 201 + days}
 
 
 def test_calendars_are_keyed_by_account_and_keep_no_account_state(sim):

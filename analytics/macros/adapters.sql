@@ -23,3 +23,15 @@
 {% macro bigquery__days_between(start_date, end_date) %}date_diff({{ end_date }}, {{ start_date }}, day){% endmacro %}
 
 {% macro as_date(value) %}cast({{ value }} as date){% endmacro %}
+
+{# A local (naive) timestamp or date in zone tz, as a UTC timestamp: the inverse of to_local. #}
+{% macro from_local(ts, tz) %}{{ return(adapter.dispatch('from_local', 'cronofy_analytics')(ts, tz)) }}{% endmacro %}
+{% macro default__from_local(ts, tz) %}timezone('UTC', timezone({{ tz }}, cast({{ ts }} as timestamp))){% endmacro %}
+{% macro snowflake__from_local(ts, tz) %}convert_timezone({{ tz }}, 'UTC', cast({{ ts }} as timestamp_ntz)){% endmacro %}
+{% macro bigquery__from_local(ts, tz) %}datetime(timestamp(datetime({{ ts }}), {{ tz }})){% endmacro %}
+
+{# A date n days later, as a date. #}
+{% macro add_days(value, n) %}{{ return(adapter.dispatch('add_days', 'cronofy_analytics')(value, n)) }}{% endmacro %}
+{% macro default__add_days(value, n) %}cast({{ value }} + interval '{{ n }} day' as date){% endmacro %}
+{% macro snowflake__add_days(value, n) %}dateadd(day, {{ n }}, {{ value }}){% endmacro %}
+{% macro bigquery__add_days(value, n) %}date_add({{ value }}, interval {{ n }} day){% endmacro %}

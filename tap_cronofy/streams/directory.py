@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import typing as t
 from dataclasses import dataclass
 
@@ -138,25 +136,12 @@ class CalendarsStream(_PerAccountStream):
             del self._states[account_id]
         state[ACCOUNTS] = self._states
         self.state_manager.is_flushed = False
-        now = self.server_now(ids)
+        now = self.client.clock()  # Cronofy's: one unauthenticated request when none told it
         local = now.astimezone(zone(self.settings.tzid))
         self._today, self._hour = server_date(now, self.settings.tzid), local.hour
         self._gap = run_gap_hours(state.get(LAST_RUN), now)
         state[LAST_RUN] = format_time(now)
         self._reasons: dict[str, str] = {}
-
-    def server_now(self, ids: list[str]) -> dt.datetime:
-        """Cronofy's clock, which decides which accounts are due. When no request of this
-        run has told it (only calendars selected), the first account's userinfo is asked
-        (the accounts stream reuses it); the host's clock only when that fails too."""
-        if (now := self.client.server_now()) is None and ids:
-            with contextlib.suppress(CronofyAPIError):  # reported when the account is read
-                self.services.accounts().userinfo(ids[0])
-            now = self.client.server_now()
-        if now is None:
-            self.logger.warning("Cronofy's clock is unknown: the host's decides today's date.")
-            return dt.datetime.now(dt.timezone.utc)
-        return now
 
     def without_request(self, account_id: str) -> Answer | None:
         seen = self.services.seen_calendars.get(account_id, ())

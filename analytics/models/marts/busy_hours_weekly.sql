@@ -2,10 +2,13 @@
 -- busy_hours: the union of busy/tentative timed periods (overlapping meetings count once);
 -- booked_hours: the plain sum of their durations (what double-counts overlaps);
 -- all_day_days: all-day busy periods, reported apart (they are dates, not hours).
--- A merged interval belongs to the week (local time) in which it starts.
+-- Each week gets the busy time inside it: blocks and periods are cut at the account's local
+-- week boundaries (Monday 00:00 in its zone, DST included), so busy_hours never exceeds
+-- booked_hours in any week, by construction. busy_blocks and busy_periods count the pieces
+-- inside the week.
 {% set busy = "'" ~ var('busy_statuses') | join("', '") ~ "'" %}
 
-with timed as (
+with recursive timed as (
     select account_id, account_zone, start_time, end_time
     from {{ ref('stg_free_busy') }}
     where not all_day
@@ -42,23 +45,54 @@ merged as (
     group by account_id, account_zone, island
 ),
 
-union_weekly as (
+spans as (  -- what is measured: the merged blocks (union) and the periods (sum)
+    select 'union' as measure, account_id, account_zone, start_time, end_time from merged
+    union all
+    select 'sum' as measure, account_id, account_zone, start_time, end_time from timed
+),
+
+pieces as (  -- each span cut at the local week boundaries it crosses
     select
+        measure,
         account_id,
-        {{ iso_week(to_local('start_time', 'account_zone')) }} as week_start,
-        sum({{ hours_between('start_time', 'end_time') }}) as busy_hours,
-        count(*) as busy_blocks
-    from merged
+        account_zone,
+        start_time as piece_start,
+        end_time as span_end,
+        {{ iso_week(to_local('start_time', 'account_zone')) }} as week_start
+    from spans
+    union all
+    select
+        measure,
+        account_id,
+        account_zone,
+        {{ from_local(add_days('week_start', 7), 'account_zone') }} as piece_start,
+        span_end,
+        {{ add_days('week_start', 7) }} as week_start
+    from pieces
+    where {{ from_local(add_days('week_start', 7), 'account_zone') }} < span_end
+),
+
+measured as (
+    select
+        measure,
+        account_id,
+        week_start,
+        {% set week_end = from_local(add_days('week_start', 7), 'account_zone') %}
+        {{ hours_between('piece_start', 'least(span_end, ' ~ week_end ~ ')') }} as hours
+    from pieces
+),
+
+union_weekly as (
+    select account_id, week_start, sum(hours) as busy_hours, count(*) as busy_blocks
+    from measured
+    where measure = 'union'
     group by 1, 2
 ),
 
 booked_weekly as (
-    select
-        account_id,
-        {{ iso_week(to_local('start_time', 'account_zone')) }} as week_start,
-        sum({{ hours_between('start_time', 'end_time') }}) as booked_hours,
-        count(*) as busy_periods
-    from timed
+    select account_id, week_start, sum(hours) as booked_hours, count(*) as busy_periods
+    from measured
+    where measure = 'sum'
     group by 1, 2
 ),
 
@@ -72,12 +106,15 @@ all_day_weekly as (
     group by 1, 2
 ),
 
-weeks as (  -- a week can have booked hours but no merged block starting in it
-    select account_id, week_start from union_weekly
-    union distinct
-    select account_id, week_start from booked_weekly
-    union distinct
-    select account_id, week_start from all_day_weekly
+weeks as (  -- a week can have all-day days but no hours (distinct outside the union:
+            -- under WITH RECURSIVE, DuckDB would keep a UNION's duplicates)
+    select distinct account_id, week_start from (
+        select account_id, week_start from union_weekly
+        union all
+        select account_id, week_start from booked_weekly
+        union all
+        select account_id, week_start from all_day_weekly
+    ) as any_week
 ),
 
 people as (

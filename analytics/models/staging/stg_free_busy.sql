@@ -1,4 +1,4 @@
--- Live periods only (deleted ones dropped), one row per event per account even when the
+-- Live periods only (deleted ones and those that left the window dropped), one row per event per account even when the
 -- event sits on several of the account's calendars, with calendar and account names.
 with live as (
     select
@@ -15,7 +15,7 @@ with live as (
             partition by account_id, event_uid order by calendar_id
         ) as copy_number
     from {{ source('cronofy', 'free_busy') }}
-    where not deleted
+    where not deleted and _sdc_deleted_at is null  -- deleted, or out of the window
 )
 
 select
