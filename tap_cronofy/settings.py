@@ -151,14 +151,16 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
         "start_date",
         th.StringType(pattern=_DATE),
-        description="No period ending before this date (midnight in `tzid`) is emitted, by "
-        "any read; Cronofy serves at most 42 days back",
+        description="No period ending on or before this date (midnight in `tzid`) is emitted "
+        "live, by any read (one that moves there is marked deleted); Cronofy serves at most "
+        "42 days back",
     ),
     th.Property(
         "end_date",
         th.StringType(pattern=_DATE),
         description="No period starting on or after this date (midnight in `tzid`) is "
-        "emitted, by any read; Cronofy serves at most 200 days ahead",
+        "emitted live, by any read (one that moves there is marked deleted); Cronofy serves "
+        "up to 201 days ahead",
     ),
     th.Property(
         "full_resync_days",

@@ -133,7 +133,9 @@ def test_thirty_days_change_driven_match_what_cronofy_held(tmp_path):
         fresh_keys = {
             (r["account_id"], r["calendar_id"], r["event_uid"])
             for r in fresh.records()
-            if _utc(r["start_time"]) < upper and _utc(r["end_time"]) >= lower
+            if r["_sdc_deleted_at"] is None
+            and _utc(r["start_time"]) < upper
+            and _utc(r["end_time"]) >= lower
         }
         assert fresh_keys == set(pipeline.live_rows(lower, upper))
         # Polling queries every account on every run. Here an account is queried at most

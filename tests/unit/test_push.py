@@ -499,3 +499,22 @@ def test_a_change_log_is_described_by_where_it_is(target, described):
     from tap_cronofy.changelog import describe
 
     assert describe(target) == described
+
+
+def test_a_log_keeps_its_identity_and_a_new_one_draws_another(log, tmp_path):
+    again = ChangeLog(log.target)
+    assert again.log_id == log.log_id and log.log_id > 0, "the same file: the same log"
+    other = ChangeLog(str(tmp_path / "replaced.db"))
+    assert other.log_id != log.log_id, "a replaced log numbers from 1 again: another identity"
+
+
+def test_a_snapshot_gives_each_accounts_earliest_changes_since(log):
+    log.record("chn_a", "change", "2026-01-02T00:00:00Z", 1.0)
+    log.record("chn_a", "change", "2026-01-01T09:00:00Z", 2.0)
+    log.record("chn_a", "change", None, 3.0)
+    log.record("chn_b", "change", None, 4.0)
+    _, _, pending = log.snapshot(0)
+    assert pending["acc_a"].changes_since == "2026-01-01T09:00:00Z"
+    assert pending["acc_b"].changes_since is None
+    assert log.snapshot(1)[2]["acc_a"].changes_since == "2026-01-01T09:00:00Z"
+    assert log.snapshot(2)[2]["acc_a"].changes_since is None
