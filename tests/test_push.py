@@ -548,3 +548,32 @@ def test_meltano_receiver_channels_and_runs_into_duckdb(sim, tmp_path):
         assert "Pruned 0 notification(s)." in pruned.stderr  # all within the retention
     finally:
         stop_receiver(receiver)
+
+
+def test_a_replaced_change_log_queries_every_account_once_and_changes_since_is_used(push):
+    """SQLite to PostgreSQL, or a lost file: the new log numbers from 1 again, so positions
+    kept in state mean nothing in it. Every account is queried once; then a notification's
+    changes_since older than the bookmark bounds the account's query."""
+    state = first_sync(push)
+    replaced = ChangeLog(str(push.tmp / "replaced.db"))
+    for channel_id, account_id in push.log.channels().items():
+        replaced.add_channel(channel_id, account_id, push.url, 0.0)
+    config = {**push.config, "change_log": replaced.target}
+    run = run_tap(config, state, streams=STREAMS)
+    assert run.returncode == 0, run.stderr[-2000:]
+    reason = "the change log is not the one its position counts in (replaced or recreated)"
+    assert sorted(queried(run)) == [(a, reason) for a in push.ids]
+    quiet = run_tap(config, run.state, streams=STREAMS)
+    assert queried(quiet) == [], "once"
+    b = push.ids[1]
+    bookmark = account_states(quiet.state)[b]["replication_key_value"]
+    since = (
+        dt.datetime.fromisoformat(bookmark.replace("Z", "+00:00")) - dt.timedelta(hours=3)
+    ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    channel = next(c for c, a in replaced.channels().items() if a == b)
+    replaced.record(channel, "change", since, push.sim.now())
+    push.costs()
+    later = run_tap(config, quiet.state, streams=STREAMS)
+    assert queried(later) == [(b, "notified (change)")]
+    query = next(r for r in push.sim.requests if r["path"] == "/v1/free_busy")
+    assert query["params"]["last_modified"] == [since], "from the notification's changes_since"
