@@ -252,11 +252,13 @@ class Accounts:
         self._configured = {a.account_id: a for a in settings.accounts if a.account_id}
 
     def ids(self) -> list[str]:
-        """Account ids sorted; a lone ``access_token``'s id is asked of Cronofy (once). When
-        that fails, the account is reported and there is nothing to sync for it."""
+        """Account ids sorted, those of this run's ``shard`` only; a lone ``access_token``'s
+        id is asked of Cronofy (once). When that fails, the account is reported and there is
+        nothing to sync for it."""
         if self._ids is None:
+            shard = self._settings.shard
             if self._settings.has_account_list:
-                self._ids = sorted(self._configured)
+                self._ids = sorted(a for a in self._configured if shard is None or shard.holds(a))
             elif self._settings.accounts:
                 self._ids = self._identify(self._settings.accounts[0])
             else:
@@ -265,11 +267,13 @@ class Accounts:
 
     def gone(self, known: t.Iterable[str]) -> list[str]:
         """The accounts of ``known`` (a stream's state) no longer configured, to drop from
-        it; none when this run could not tell which account a lone ``access_token`` is (a
-        failed or refused userinfo): a failure never drops an account's state."""
-        wanted = set(self.ids())
+        it (those of another shard stay); none when this run could not tell which account
+        a lone ``access_token`` is (a failed or refused userinfo): a failure never drops an
+        account's state."""
+        ids = self.ids()
         if self._unidentified:
             return []
+        wanted = set(self._configured) if self._settings.has_account_list else set(ids)
         return [account_id for account_id in known if account_id not in wanted]
 
     def _identify(self, account: AccountConfig) -> list[str]:

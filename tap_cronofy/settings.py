@@ -15,6 +15,8 @@ import pendulum
 from singer_sdk import typing as th
 
 from tap_cronofy.changelog import POSTGRES_SCHEMES, is_postgres, sqlite_path
+from tap_cronofy.shards.shard import PATTERN as SHARD_PATTERN
+from tap_cronofy.shards.shard import Shard
 
 DATA_CENTERS = {
     "us": "https://api.cronofy.com",
@@ -262,6 +264,19 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "to it",
     ),
     th.Property(
+        "shard",
+        th.StringType(pattern=SHARD_PATTERN),
+        description="Run as one shard of several processes, e.g. `3/16` (shard 3 of 16, from "
+        "0): only the accounts whose CRC32 of account_id falls in it are read, provisioned "
+        "and kept in state. Give each shard its own state (Meltano: `--state-id-suffix`)",
+    ),
+    th.Property(
+        "scheduling_requests_shard",
+        th.IntegerType(minimum=0),
+        default=0,
+        description="With `shard`: the one shard that reads scheduling_requests",
+    ),
+    th.Property(
         "change_log_retention_days",
         _seconds(positive=True),
         default=7,
@@ -343,6 +358,12 @@ class Settings:
     change_log: str | None = field(default=None, repr=False)  # a URL may hold a password
     notification_url: str | None = None
     change_log_retention_days: float = 7.0
+    shard: Shard | None = None
+    scheduling_requests_shard: int = 0
+
+    @property
+    def reads_scheduling_requests(self) -> bool:
+        return self.shard is None or self.shard.index == self.scheduling_requests_shard
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
@@ -401,6 +422,8 @@ class Settings:
             change_log=change_log_target(value["change_log"]) if value.get("change_log") else None,
             notification_url=value.get("notification_url"),
             change_log_retention_days=float(value["change_log_retention_days"]),
+            shard=Shard.parse(value["shard"]) if value.get("shard") else None,
+            scheduling_requests_shard=int(value["scheduling_requests_shard"]),
         )
 
     def scheduling_request_ids(self) -> list[str]:
@@ -469,6 +492,23 @@ def change_log_errors(config: t.Mapping[str, t.Any]) -> list[str]:
                 f"only to HTTPS; http:// is accepted for 127.0.0.1 alone), got {url!r}."
             )
     return errors
+
+
+def shard_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    value = config.get("shard")
+    if not value:
+        return []
+    try:
+        shard = Shard.parse(str(value))
+    except ValueError as exc:
+        return [str(exc)]
+    chosen = config.get("scheduling_requests_shard") or 0
+    if isinstance(chosen, int) and chosen >= shard.count:
+        return [
+            f"`scheduling_requests_shard` {chosen} is not one of the {shard.count} shards "
+            f"(0 to {shard.count - 1})."
+        ]
+    return []
 
 
 def where(path: str) -> str:
@@ -545,6 +585,7 @@ def check(config: t.Mapping[str, t.Any]) -> list[str]:
         if isinstance(account_id, str) and account_id in seen:
             errors.append(f"{account_id!r} is listed more than once as `account_id`.")
         seen.add(account_id)  # type: ignore[arg-type]  # None and non-strings never match
+    errors.extend(shard_errors(config))
     if entries and config.get("access_token"):
         errors.append("Set either `access_token` or `accounts`/`accounts_file`, not both.")
     if entries and config.get("refresh_token"):

@@ -40,6 +40,12 @@ class SchedulingRequestsStream(CronofyStream):
         return SecretCredential(self.settings.scheduler_secret or "", "scheduler client secret")
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        if not self.settings.reads_scheduling_requests:
+            self.logger.info(
+                "Skipping scheduling_requests: shard %s reads them (scheduling_requests_shard).",
+                self.settings.scheduling_requests_shard,
+            )
+            return
         ids = self.settings.scheduling_request_ids()
         if not ids:
             self.logger.info(
