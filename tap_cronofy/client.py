@@ -19,15 +19,18 @@ import backoff
 import msgspec.json
 import requests
 
+from tap_cronofy.changelog import describe as describe_target
 from tap_cronofy.errors import (
     CredentialError,
     CronofyAPIError,
     ExpiredPageError,
     ForeignHostError,
     ParameterError,
+    SharedQuotaError,
 )
 from tap_cronofy.ratelimit import SlidingWindowLimiter
 from tap_cronofy.redact import SECRETS
+from tap_cronofy.shards.quota import SharedQuota
 
 if t.TYPE_CHECKING:
     from tap_cronofy.settings import Settings
@@ -115,6 +118,7 @@ class CronofyClient:
             on_pause=self._pausing,
             long_pause=LONG_WAIT_SECONDS,
         )
+        self.shared = shared_quota(settings)
         self._count_lock = threading.Lock()
         self._local = threading.local()
         self._clock_offset: float | None = None
@@ -238,7 +242,8 @@ class CronofyClient:
         self, method: str, url: str, params: dict | None, body: dict | None, token: str | None
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        with self.limiter.request():  # counts until the answer is back
+        shared = self.shared.request() if self.shared else contextlib.nullcontext()
+        with self.limiter.request(), shared:  # each counts until the answer is back
             with self._count_lock:
                 self.request_count += 1
             started = time.monotonic()
@@ -306,6 +311,24 @@ class CronofyClient:
             self.settings.max_retries,
             describe(details.get("exception")),
         )
+
+
+def shared_quota(settings: Settings) -> SharedQuota | None:
+    """The quota shared with the other processes of the application, when configured;
+    a database that cannot be reached fails the run before any request, naming the setting."""
+    if not settings.shared_quota:
+        return None
+    try:
+        return SharedQuota(
+            settings.shared_quota, settings.client_id or "default", settings.requests_per_minute
+        )
+    except Exception as exc:  # psycopg's errors, or psycopg missing
+        msg = (
+            f"`shared_quota` ({describe_target(settings.shared_quota)}) cannot be used: "
+            f"{type(exc).__name__}: {SECRETS.redact(str(exc))}. Nothing was requested; check the "
+            "URL and that PostgreSQL is reachable (pip install 'tap-cronofy[postgres]')."
+        )
+        raise SharedQuotaError(msg) from exc
 
 
 def raise_for_status(response: requests.Response) -> t.NoReturn:

@@ -46,6 +46,10 @@ class ChangeLogError(CronofyAPIError):
     """Change-driven mode: the change log cannot be read; nothing is requested."""
 
 
+class SharedQuotaError(CronofyAPIError):
+    """The shared quota's database cannot be used: the run stops before any request."""
+
+
 class ExpiredPageError(CronofyAPIError):
     """A ``next_page`` URL answered 404: its page token expired."""
 

@@ -271,6 +271,14 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "and kept in state. Give each shard its own state (Meltano: `--state-id-suffix`)",
     ),
     th.Property(
+        "shared_quota",
+        th.StringType(),
+        secret=True,  # its password is masked
+        description="A postgresql:// URL where every process of this Cronofy application "
+        "(each shard) shares one request window of `requests_per_minute`, timed by the "
+        "database's clock; each process's own limit still applies. Needs the `postgres` extra",
+    ),
+    th.Property(
         "scheduling_requests_shard",
         th.IntegerType(minimum=0),
         default=0,
@@ -299,7 +307,7 @@ def secret_values(config: t.Mapping[str, t.Any], schema: dict = CONFIG_SCHEMA) -
         value = config.get(name)
         if value is None:
             continue
-        if name == "change_log" and schema is CONFIG_SCHEMA:
+        if name in URL_SETTINGS and schema is CONFIG_SCHEMA:
             continue  # a path or URL: only its password is a secret (below)
         if spec.get("secret") and isinstance(value, str):
             found.append(value)
@@ -308,11 +316,15 @@ def secret_values(config: t.Mapping[str, t.Any], schema: dict = CONFIG_SCHEMA) -
             for entry in value:
                 if isinstance(entry, t.Mapping):
                     found.extend(secret_values(entry, items))
-    if schema is CONFIG_SCHEMA and isinstance(config.get("change_log"), str):
-        with contextlib.suppress(ValueError):
-            if password := urlsplit(config["change_log"]).password:  # postgresql://u:p@host
-                found.append(password)
+    for name in URL_SETTINGS if schema is CONFIG_SCHEMA else ():
+        if isinstance(config.get(name), str):
+            with contextlib.suppress(ValueError):
+                if password := urlsplit(config[name]).password:  # postgresql://u:p@host
+                    found.append(password)
     return found
+
+
+URL_SETTINGS = ("change_log", "shared_quota")  # secret: the password in them, not the rest
 
 
 @dataclass(frozen=True)
@@ -360,6 +372,7 @@ class Settings:
     change_log_retention_days: float = 7.0
     shard: Shard | None = None
     scheduling_requests_shard: int = 0
+    shared_quota: str | None = field(default=None, repr=False)  # a URL may hold a password
 
     @property
     def reads_scheduling_requests(self) -> bool:
@@ -424,6 +437,7 @@ class Settings:
             change_log_retention_days=float(value["change_log_retention_days"]),
             shard=Shard.parse(value["shard"]) if value.get("shard") else None,
             scheduling_requests_shard=int(value["scheduling_requests_shard"]),
+            shared_quota=value.get("shared_quota"),
         )
 
     def scheduling_request_ids(self) -> list[str]:
@@ -495,6 +509,8 @@ def change_log_errors(config: t.Mapping[str, t.Any]) -> list[str]:
 
 
 def shard_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    if (quota := config.get("shared_quota")) and not is_postgres(str(quota)):
+        return ["`shared_quota` must be a postgresql:// URL."]
     value = config.get("shard")
     if not value:
         return []

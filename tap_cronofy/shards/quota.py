@@ -1,0 +1,99 @@
+"""One Cronofy quota for every process of an application: a sliding window kept in
+PostgreSQL and timed by the database's clock, so shards on several hosts share it."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import typing as t
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS cronofy_quota (
+        id BIGSERIAL PRIMARY KEY,
+        bucket TEXT NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL,
+        done_at TIMESTAMPTZ)""",
+    "CREATE INDEX IF NOT EXISTS cronofy_quota_bucket ON cronofy_quota (bucket, done_at)",
+)
+STALE = 600  # seconds: an unanswered request this old belongs to a process that died
+
+
+class SharedQuota:
+    """At most ``limit`` requests in any ``window`` seconds across every process using
+    ``bucket`` (the Cronofy application). As in the in-process limiter, a request counts
+    from the moment it is allowed until its answer is back, and then for ``window`` more;
+    the window is widened by ``slack`` seconds for the time a request takes to arrive."""
+
+    def __init__(
+        self,
+        url: str,
+        bucket: str,
+        limit: int,
+        window: float = 60.0,
+        slack: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self.bucket = bucket
+        self.limit = limit
+        self.window = window + slack
+        self._sleep = sleep
+        self._local = threading.local()
+        self.waited_seconds = 0.0
+        with self._connection() as pg, pg.transaction():
+            pg.execute("SELECT pg_advisory_xact_lock(hashtext('cronofy_quota_schema'))")
+            for statement in SCHEMA:
+                pg.execute(statement)
+
+    def _connection(self) -> t.Any:
+        """This thread's connection (psycopg's are not for sharing between threads)."""
+        pg = getattr(self._local, "pg", None)
+        if pg is None or pg.closed:
+            import psycopg  # pip install 'tap-cronofy[postgres]'
+
+            pg = self._local.pg = psycopg.connect(self.url, autocommit=True)
+        return contextlib.nullcontext(pg)
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Wait for a place in the shared window; it counts until the block ends."""
+        slot = self._acquire()
+        try:
+            yield
+        finally:
+            with self._connection() as pg:
+                pg.execute(
+                    "UPDATE cronofy_quota SET done_at = clock_timestamp() WHERE id = %s", (slot,)
+                )
+
+    def _acquire(self) -> int:
+        while True:
+            with self._connection() as pg, pg.transaction():
+                pg.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.bucket,))
+                pg.execute(
+                    "DELETE FROM cronofy_quota WHERE bucket = %s AND (done_at < clock_timestamp()"
+                    " - make_interval(secs => %s) OR (done_at IS NULL AND started_at < "
+                    "clock_timestamp() - make_interval(secs => %s)))",
+                    (self.bucket, self.window, STALE),
+                )
+                counted, oldest = pg.execute(
+                    "SELECT count(*), extract(epoch FROM min(done_at) + make_interval(secs => %s)"
+                    " - clock_timestamp()) FROM cronofy_quota WHERE bucket = %s",
+                    (self.window, self.bucket),
+                ).fetchone()
+                if counted < self.limit:
+                    return int(
+                        pg.execute(
+                            "INSERT INTO cronofy_quota (bucket, started_at) VALUES "
+                            "(%s, clock_timestamp()) RETURNING id",
+                            (self.bucket,),
+                        ).fetchone()[0]
+                    )
+            # full: until the oldest answered request leaves the window (all in flight: soon)
+            wait = max(0.05, float(oldest)) if oldest is not None else 0.2
+            self.waited_seconds += wait
+            self._sleep(wait)

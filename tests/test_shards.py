@@ -1,0 +1,126 @@
+"""Shards end to end: processes side by side against the simulator, one shared quota,
+re-sharding 4 to 8 and 8 to 3 without reading any account whole again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from simulator import Simulator, SimulatorServer
+from tests.helpers import (
+    ROOT,
+    TapRun,
+    account_states,
+    expected_first_sync,
+    run_tap,
+    tap_config,
+)
+
+FB = ["free_busy"]
+
+
+def shard_runs(config: dict, count: int, states: list | None = None) -> list[TapRun]:
+    """``count`` shard processes at once, each with its own state."""
+    with ThreadPoolExecutor(count) as pool:
+        return list(
+            pool.map(
+                lambda n: run_tap(
+                    {**config, "shard": f"{n}/{count}"},
+                    states[n] if states else None,
+                    streams=FB,
+                    timeout=300,
+                ),
+                range(count),
+            )
+        )
+
+
+def keys(runs: list[TapRun]) -> list[tuple]:
+    return [k for run in runs for k in run.live_keys()]
+
+
+def test_shards_side_by_side_share_one_quota_and_together_load_what_one_process_does(postgres):
+    sim = Simulator(seed=4, accounts=12, events_per_account=8, page_size=100)
+    server = SimulatorServer(sim).start()
+    limit = 16
+    sim.rate_limits = [(limit, 60.0)]  # Cronofy's per-application quota, here per minute
+    try:
+        quota = f"postgresql://{postgres.user}@127.0.0.1:{postgres.port}/postgres"
+        config = tap_config(sim, server.url, requests_per_minute=limit, shared_quota=quota)
+        runs = shard_runs(config, 3)
+        assert all(run.returncode == 0 for run in runs), [r.stderr[-1500:] for r in runs]
+        assert sim.rate_limited_count == 0, "no 429: the shards kept to one window together"
+        arrivals = sorted(r["at"] for r in sim.requests)
+        peak = max(sum(1 for t in arrivals if s <= t < s + 60) for s in arrivals)
+        assert peak <= limit
+        assert len(arrivals) > limit, "the run needed more than one window"
+        loaded = keys(runs)
+        assert len(loaded) == len(set(loaded)) and set(loaded) == expected_first_sync(sim)
+        owners = [set(account_states(run.state)) for run in runs]
+        assert sorted(a for o in owners for a in o) == sorted(sim.accounts), "each account once"
+    finally:
+        server.stop()
+
+
+def test_without_the_shared_quota_shards_together_would_be_refused(sim):
+    """The control: the same shards, each within its own limit, overrun the application's."""
+    sim.rate_limits = [(8, 60.0)]
+    config = tap_config(sim, sim.url, requests_per_minute=8, max_retries=0)
+    runs = shard_runs(config, 3)
+    assert sim.rate_limited_count > 0 or any(r.returncode for r in runs)
+
+
+def reshard(states: list[dict], count: int, out) -> list[dict]:
+    inputs = []
+    for n, state in enumerate(states):
+        path = out / f"in-{len(states)}-{n}.json"
+        path.write_text(json.dumps(state))
+        inputs.append(str(path))
+    target = out / f"to-{count}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tap_cronofy.shards.cli",
+            "reshard",
+            *inputs,
+            "--to",
+            str(count),
+            "--out-dir",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert f"{len(states)} states -> {count} shards" in done.stdout
+    return [
+        json.loads((target / f"shard-{n}.json").read_text())["singer_state"] for n in range(count)
+    ]
+
+
+def test_resharding_4_to_8_and_8_to_3_loses_no_bookmark_and_reads_no_account_whole(tmp_path):
+    sim = Simulator(seed=6, accounts=16, events_per_account=5, page_size=100)
+    server = SimulatorServer(sim).start()
+    try:
+        config = tap_config(sim, server.url)
+        first = shard_runs(config, 4)
+        assert all(run.returncode == 0 for run in first)
+        states = [run.state for run in first]
+        for count in (8, 3):
+            states = reshard(states, count, tmp_path)
+            sim.advance(120)
+            sim.requests.clear()
+            runs = shard_runs(config, count, states)
+            assert all(run.returncode == 0 for run in runs), [r.stderr[-1500:] for r in runs]
+            queries = [r["params"] for r in sim.requests if r["path"] == "/v1/free_busy"]
+            assert len(queries) == len(sim.accounts), "one query per account"
+            assert all("last_modified" in q for q in queries), "incremental: none read whole"
+            states = [run.state for run in runs]
+            held = [a for s in states for a in account_states(s)]
+            assert sorted(held) == sorted(sim.accounts), "every bookmark kept, each once"
+    finally:
+        server.stop()
