@@ -1,0 +1,1 @@
+"""tap-cronofy's shards under Dagster: one partition per shard, each a `meltano run`."""
