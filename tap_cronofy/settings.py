@@ -508,6 +508,9 @@ def change_log_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     return errors
 
 
+SHARD_VARIABLE = "TAP_CRONOFY_SHARD"  # how Meltano (and Dagster) are told a shard
+
+
 def shard_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if (quota := config.get("shared_quota")) and not is_postgres(str(quota)):
         return ["`shared_quota` must be a postgresql:// URL."]
@@ -573,9 +576,22 @@ def valid_zone(name: str) -> bool:
     return True
 
 
-def check(config: t.Mapping[str, t.Any]) -> list[str]:
-    """What the schema cannot say: cross-field rules, time zones, files. Empty when sound."""
+def check(config: t.Mapping[str, t.Any], environ: t.Mapping[str, str] | None = None) -> list[str]:
+    """What the schema cannot say: cross-field rules, time zones, files. Empty when sound.
+    ``environ``: the process's environment, where a shard started by Meltano also finds
+    its `TAP_CRONOFY_SHARD`."""
     errors: list[str] = []
+    if (
+        (environ or {}).get(SHARD_VARIABLE)
+        and environ
+        and (environ[SHARD_VARIABLE].strip() != str(config.get("shard") or "").strip())
+    ):
+        errors.append(
+            f"`shard` is {config.get('shard')!r} in the config but {SHARD_VARIABLE} is "
+            f"{environ[SHARD_VARIABLE]!r}: another shard's run wrote this config (two shards "
+            "of one Meltano project share .meltano/run/tap-cronofy/); give each shard its own "
+            "MELTANO_SYS_DIR_ROOT. Nothing was requested."
+        )
     tzid = config.get("tzid")
     if isinstance(tzid, str) and not valid_zone(tzid):
         errors.append(

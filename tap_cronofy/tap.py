@@ -68,7 +68,7 @@ class TapCronofy(Tap):
         super().__init__(*args, **kwargs)
         for secret in secrets_of_input(dict(self.config), {}):
             SECRETS.add(secret)
-        if kwargs.get("validate_config", True) and (errors := check(self.config)):
+        if kwargs.get("validate_config", True) and (errors := check(self.config, os.environ)):
             raise ConfigValidationError("Config validation failed", errors=errors)
         self.state.setdefault("bookmarks", {})  # every STATE carries a bookmarks object
 

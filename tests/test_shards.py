@@ -9,6 +9,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from simulator import Simulator, SimulatorServer
+from tap_cronofy.shards.shard import shard_of
 from tests.helpers import (
     ROOT,
     TapRun,
@@ -124,3 +125,40 @@ def test_resharding_4_to_8_and_8_to_3_loses_no_bookmark_and_reads_no_account_who
             assert sorted(held) == sorted(sim.accounts), "every bookmark kept, each once"
     finally:
         server.stop()
+
+
+def test_two_shards_of_one_meltano_project_run_side_by_side_each_with_its_own(
+    sim, tmp_path, postgres
+):
+    """Each shard with its own MELTANO_SYS_DIR_ROOT (as the Dagster project gives it) and
+    state id suffix, one shared state backend: run at once, neither reads the other's
+    config, catalog or state."""
+    sys.path.insert(0, str(ROOT / "orchestration"))
+    from cronofy_shards.definitions import shard_env
+
+    from demo.project import meltano, meltano_env
+
+    settings = sim.tap_config(sim.url)
+    settings.pop("scheduling_request_ids")
+    base = meltano_env(
+        settings,
+        MELTANO_DATABASE_URI=(
+            f"postgresql+psycopg://{postgres.user}@127.0.0.1:{postgres.port}/postgres"
+        ),
+        TARGET_JSONL_DESTINATION_PATH=str(tmp_path),
+    )
+    envs = [shard_env(n, 2, ROOT, base) for n in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(
+            pool.map(lambda env: meltano("run", "tap-cronofy", "target-jsonl", env=env), envs)
+        )
+    assert all(r.returncode == 0 for r in results)
+    listed = meltano("state", "list", env=envs[0]).stdout
+    for n in range(2):
+        state_id = f"dev:tap-cronofy-to-target-jsonl:shard-{n}"
+        assert state_id in listed
+        state = json.loads(meltano("state", "get", state_id, env=envs[0]).stdout)
+        held = set(account_states(state["singer_state"]))
+        assert held == {a for a in sim.accounts if shard_of(a, 2) == n}, n
+        run_dir = ROOT / ".meltano-shards" / str(n) / "run" / "tap-cronofy"
+        assert (run_dir / "tap.properties.json").exists(), "its catalog, in its own directory"

@@ -167,3 +167,15 @@ def test_impossible_shard_counts_are_refused():
         reshard([], 0)
     with pytest.raises(ValueError, match="not possible"):
         reshard([], 2, scheduling_shard=2)
+
+
+def test_a_config_written_by_another_shards_run_is_refused():
+    """Two shards of one Meltano project sharing .meltano/run/tap-cronofy/: the config the
+    tap reads may be the other shard's. The shard Meltano was told is in the environment."""
+    base = {"access_token": "token-1234", "shard": "0/2"}
+    assert check(base, {"TAP_CRONOFY_SHARD": "0/2"}) == []
+    assert check(base, {}) == []
+    (error,) = check(base, {"TAP_CRONOFY_SHARD": "1/2"})
+    assert error.startswith("`shard` is '0/2' in the config but TAP_CRONOFY_SHARD is '1/2'")
+    assert "MELTANO_SYS_DIR_ROOT" in error
+    assert check({"access_token": "token-1234"}, {"TAP_CRONOFY_SHARD": "1/2"})
