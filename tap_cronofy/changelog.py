@@ -9,8 +9,10 @@ a position in Singer state says exactly what a run has consumed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import sqlite3
+import threading
 import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -44,6 +46,12 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cronofy_log_meta (
         name TEXT PRIMARY KEY,
         value BIGINT NOT NULL)""",
+    # The SHA-256 of each notification body recorded: a replay (or Cronofy's retry of one
+    # notification) records nothing more. Pruned with the notifications.
+    """CREATE TABLE IF NOT EXISTS cronofy_seen (
+        body_hash TEXT PRIMARY KEY,
+        received_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS cronofy_seen_received ON cronofy_seen (received_at)",
 )
 LAST_SEQ = "last_seq"  # the last number handed out
 PRUNED_THROUGH = "pruned_through"  # every notification numbered up to this was pruned
@@ -90,8 +98,9 @@ class Pending:
 
 class ChangeLog:
     """Opened from the ``change_log`` setting: a file path or ``sqlite:///path`` (SQLite),
-    or a ``postgresql://`` URL. Every method is one short transaction on its own
-    connection, so the log can be shared by threads and processes."""
+    or a ``postgresql://`` URL. Every method is one short transaction, so the log can be
+    shared by threads and processes; SQLite keeps one connection per thread (closing one
+    would checkpoint the WAL on every notification), PostgreSQL one per transaction."""
 
     def __init__(self, target: str) -> None:
         self.target = target
@@ -99,6 +108,7 @@ class ChangeLog:
         self.path = sqlite_path(target)
         self._marker = "%s" if self.postgres else "?"
         self.log_id = 0  # read when the tables are made sure of, below
+        self._local = threading.local()
         for attempt in range(3):  # PostgreSQL: two processes creating the tables at once
             try:
                 self._create()
@@ -136,20 +146,22 @@ class ChangeLog:
             with psycopg.connect(self.target) as pg, pg.cursor() as pg_cursor:
                 yield pg_cursor  # committed when the block ends, rolled back on an error
             return
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
+        connection = getattr(self._local, "sqlite", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=True
+            )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")  # a 2xx answer means on disk
-            cursor = connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
-        finally:
-            connection.close()
+            self._local.sqlite = connection
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
 
     # Channels: which account each of the receiver's channels belongs to
 
@@ -188,10 +200,16 @@ class ChangeLog:
     # Notifications
 
     def record(
-        self, channel_id: str, kind: str, changes_since: str | None, at: float
+        self,
+        channel_id: str,
+        kind: str,
+        changes_since: str | None,
+        at: float,
+        body: bytes | None = None,
     ) -> tuple[str, int] | None:
-        """Record a notification of one of the receiver's channels: its account and number,
-        or None when the channel is not known (nothing is recorded then)."""
+        """Record a notification of one of the receiver's channels: its account and number
+        (0: this ``body`` was recorded before, a retry or a replay, and nothing more is), or
+        None when the channel is not known (nothing is recorded then)."""
         with self._transaction() as cursor:
             cursor.execute(
                 self._sql("SELECT account_id FROM cronofy_channels WHERE channel_id = ?"),
@@ -201,6 +219,16 @@ class ChangeLog:
             if row is None:
                 return None
             account_id = row[0]
+            if body is not None:
+                cursor.execute(
+                    self._sql(
+                        "INSERT INTO cronofy_seen (body_hash, received_at) VALUES (?, ?) "
+                        "ON CONFLICT (body_hash) DO NOTHING"
+                    ),
+                    (hashlib.sha256(body).hexdigest(), at),
+                )
+                if cursor.rowcount == 0:
+                    return account_id, 0
             # Locks the counter row until commit: numbers are handed out in commit order.
             cursor.execute(
                 self._sql("UPDATE cronofy_log_meta SET value = value + 1 WHERE name = ?"),
@@ -254,8 +282,11 @@ class ChangeLog:
             return last, pruned, pending
 
     def prune(self, before: float) -> int:
-        """Delete notifications received before ``before`` (epoch seconds); how many."""
+        """Delete notifications (and the hashes of bodies) received before ``before``
+        (epoch seconds); how many notifications. A replay older than the retention is
+        recorded again, which costs one query of its account."""
         with self._transaction() as cursor:
+            cursor.execute(self._sql("DELETE FROM cronofy_seen WHERE received_at < ?"), (before,))
             cursor.execute(
                 self._sql(
                     "SELECT MAX(seq), COUNT(*) FROM cronofy_notifications WHERE received_at < ?"

@@ -59,14 +59,14 @@ def change_log_of(tap: TapCronofy) -> ChangeLog:
 def receive(tap: TapCronofy, host: str, port: int, threads: int) -> None:
     import waitress
 
-    from tap_cronofy.receiver import Pruner, make_app, serve
+    from tap_cronofy.receiver import SERVER_LIMITS, Pruner, make_app, serve
 
     settings = tap.settings
     if not settings.client_secret:
         fail("`client_secret` is not set: notifications are signed with it.")
     log = change_log_of(tap)
     app, _ = make_app(log, [settings.client_secret])
-    server = waitress.create_server(app, host=host, port=port, threads=threads)
+    server = waitress.create_server(app, host=host, port=port, threads=threads, **SERVER_LIMITS)
     pruner = Pruner(log, settings.change_log_retention_days)
     threading.Thread(target=pruner.run, daemon=True, name="prune").start()
     signal.signal(signal.SIGTERM, lambda *_: server.close())

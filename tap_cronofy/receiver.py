@@ -16,7 +16,52 @@ from tap_cronofy.changelog import RECORDED, ChangeLog
 from tap_cronofy.signature import HEADER, verify
 
 MAX_BODY = 64 * 1024  # Cronofy's notifications are a few hundred bytes
+MAX_FIELD = 256  # a channel id, a type, a changes_since: far longer is not Cronofy's
+LOG_TEXT = 120  # request-derived text in a log line: escaped, and cut to this
 LOGGER = logging.getLogger("tap_cronofy.receiver")
+# What waitress enforces before the app sees a request: a body over MAX_BODY is refused
+# (413) from its Content-Length or as its chunks arrive, never spooled to disk; headers are
+# small; idle connections close; more connections than Cronofy needs are accepted.
+SERVER_LIMITS = {
+    "max_request_body_size": MAX_BODY,
+    "max_request_header_size": 16 * 1024,
+    "channel_timeout": 30,
+    "connection_limit": 1000,
+    "cleanup_interval": 10,
+}
+
+
+def loggable(text: object, limit: int = LOG_TEXT) -> str:
+    """Request-derived text for a log line: control characters and quotes escaped (no
+    forged line), cut to ``limit`` characters with the rest counted (no flooding)."""
+    value = str(text)
+    cut = value[:limit]
+    escaped = json.dumps(cut, ensure_ascii=True)[1:-1]
+    return escaped + (f"...({len(value) - limit} more)" if len(value) > limit else "")
+
+
+def parse(raw: bytes) -> tuple[str, str, str | None] | None:
+    """(type, channel_id, changes_since) of a notification as Cronofy sends it; None for
+    anything else (not JSON, nested too deep, wrong shapes or sizes)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    notification, channel = body.get("notification"), body.get("channel")
+    if not isinstance(notification, dict) or not isinstance(channel, (dict, type(None))):
+        return None
+    kind = notification.get("type")
+    channel_id = (channel or {}).get("channel_id", "")
+    changes_since = notification.get("changes_since")
+    if not isinstance(kind, str) or not isinstance(channel_id, str):
+        return None
+    if changes_since is not None and not isinstance(changes_since, str):
+        return None
+    if max(len(kind), len(channel_id), len(changes_since or "")) > MAX_FIELD:
+        return None
+    return kind, channel_id, changes_since
 
 
 class Notifications:
@@ -47,43 +92,48 @@ class Notifications:
             self._count("too_large")
             raise falcon.HTTPContentTooLarge(title="notification too large")
         raw = req.bounded_stream.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            self._count("too_large")
+            raise falcon.HTTPContentTooLarge(title="notification too large")
         if not verify(raw, req.get_header(HEADER), self.secrets):
             self._count("bad_signature")
             self.logger.warning(
                 "Refused a POST to %s from %s: its %s header is %s (nothing recorded).",
-                req.path,
-                req.remote_addr,
+                loggable(req.path),
+                loggable(req.remote_addr),
                 HEADER,
                 "missing" if not req.get_header(HEADER) else "not a signature of its body",
             )
             raise falcon.HTTPUnauthorized(title="signature does not match")
-        try:
-            body = json.loads(raw)
-            notification = body.get("notification") or {}
-            kind = str(notification.get("type") or "")
-            channel_id = str((body.get("channel") or {}).get("channel_id") or "")
-            changes_since = notification.get("changes_since")
-        except (ValueError, AttributeError):
+        parsed = parse(raw)
+        if parsed is None:  # signed, but not what Cronofy sends: retrying would not help
             self._count("malformed")
-            self.logger.warning("A signed notification was not the JSON Cronofy sends: ignored.")
+            self.logger.warning(
+                "A signed notification (%d bytes) was not the JSON Cronofy sends: "
+                "acknowledged, not recorded.",
+                len(raw),
+            )
             resp.media = {"ok": True}
             return
+        kind, channel_id, changes_since = parsed
         if kind not in RECORDED:
             self._count(kind or "untyped")
             self.logger.info(
-                "Notification of type %r (channel %s): acknowledged.", kind, channel_id
+                "Notification of type %s (channel %s): acknowledged.",
+                loggable(kind),
+                loggable(channel_id),
             )
             resp.media = {"ok": True}
             return
         try:
-            filed = self.log.record(channel_id, kind, changes_since, self.clock())
+            filed = self.log.record(channel_id, kind, changes_since, self.clock(), raw)
         except Exception as exc:  # any database failure: Cronofy is asked to retry
             self._count("log_unavailable")
             self.logger.error(
                 "Could not record a %s notification of channel %s in %s (%s): answered 503 "
                 "so that Cronofy retries.",
                 kind,
-                channel_id,
+                loggable(channel_id),
                 self.log.describe(),
                 type(exc).__name__,
             )
@@ -94,7 +144,15 @@ class Notifications:
                 "Notification for channel %s, which no configured account has (closed, or "
                 "made elsewhere): acknowledged, not recorded. `tap-cronofy-push channels` "
                 "closes strays.",
-                channel_id,
+                loggable(channel_id),
+            )
+        elif filed[1] == 0:
+            self._count("duplicate")
+            self.logger.info(
+                "A %s notification for account %s already recorded (a retry or a replay): "
+                "acknowledged, nothing recorded.",
+                kind,
+                filed[0],
             )
         else:
             self._count(kind)

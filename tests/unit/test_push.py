@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import threading
 
 import falcon.testing
 import pytest
@@ -198,7 +199,7 @@ def test_a_body_changed_after_signing_is_refused(log):
         (change("chn_a", "verification"), "verification"),
         (change("chn_a", "something_new"), "something_new"),
         (change("chn_unknown"), "unknown_channel"),
-        ({"unexpected": True}, "untyped"),
+        ({"unexpected": True}, "malformed"),  # signed, but no notification object
     ],
 )
 def test_other_notifications_are_acknowledged_and_not_recorded(log, body, counted):
@@ -518,3 +519,82 @@ def test_a_snapshot_gives_each_accounts_earliest_changes_since(log):
     assert pending["acc_b"].changes_since is None
     assert log.snapshot(1)[2]["acc_a"].changes_since == "2026-01-01T09:00:00Z"
     assert log.snapshot(2)[2]["acc_a"].changes_since is None
+
+
+# The receiver on the open internet
+
+
+def test_a_replayed_notification_is_acknowledged_and_records_nothing_more(log):
+    test_client, notifications = client(log)
+    body = change("chn_a")
+    assert post(test_client, body).status_code == 200
+    for _ in range(3):  # an attacker's replays, or Cronofy's own retries of it
+        assert post(test_client, body).status_code == 200
+    assert log.position() == 1
+    assert notifications.counts == {"change": 1, "duplicate": 3}
+    later = {**body, "notification": {"type": "change", "changes_since": "2026-12-01T11:00:00Z"}}
+    assert post(test_client, later).status_code == 200 and log.position() == 2, "a new one"
+
+
+def test_pruning_forgets_the_bodies_seen_with_the_notifications(log):
+    assert log.record("chn_a", "change", None, 10.0, b"one") == ("acc_a", 1)
+    assert log.record("chn_a", "change", None, 11.0, b"one") == ("acc_a", 0)
+    assert log.prune(before=50.0) == 1
+    assert log.record("chn_a", "change", None, 60.0, b"one") == ("acc_a", 2)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps(
+            {
+                "notification": {"type": "change", "changes_since": {"x": 1}},
+                "channel": {"channel_id": "chn_a"},
+            }
+        ).encode(),
+        b"[" * 30000 + b"]" * 30000,  # nested deeper than the parser goes
+        json.dumps({"notification": {"type": 7}, "channel": {"channel_id": "chn_a"}}).encode(),
+        json.dumps({"notification": {"type": "change"}, "channel": {"channel_id": ["a"]}}).encode(),
+        json.dumps({"notification": {"type": "change"}, "channel": "chn_a"}).encode(),
+        json.dumps(
+            {"notification": {"type": "change"}, "channel": {"channel_id": "c" * 5000}}
+        ).encode(),
+    ],
+)
+def test_a_signed_body_of_the_wrong_shape_is_acknowledged_never_a_5xx(log, raw):
+    """Cronofy retries 5xx forever: a well-signed body the receiver cannot use is not an
+    outage. Nothing is recorded; it is logged once."""
+    test_client, notifications = client(log)
+    assert post(test_client, None, raw=raw).status_code == 200
+    assert log.position() == 0 and notifications.counts == {"malformed": 1}
+
+
+def test_request_text_in_log_lines_is_escaped_and_cut(log, caplog):
+    from tap_cronofy.receiver import LOG_TEXT, loggable
+
+    assert loggable('a\nb\r\x1b[31m"') == 'a\\nb\\r\\u001b[31m\\"'
+    long = "x" * 250_000
+    assert loggable(long) == "x" * LOG_TEXT + f"...({250_000 - LOG_TEXT} more)"
+    test_client, _ = client(log)
+    forged = "/hook%0a2026-12-01 INFO Notification 999: change for account acc_FORGED"
+    with caplog.at_level("WARNING", logger="tap_cronofy.receiver"):
+        answer = test_client.simulate_post(forged, body=b"{}", headers={HEADER: "x"})
+        test_client.simulate_post("/" + "p" * 250_000, body=b"{}")
+    assert answer.status_code == 401
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    assert "\\nNotification" in lines[0] or "\\n2026" in lines[0]
+    assert len(lines[1]) < 400, "a 250 KB path is not a 250 KB line"
+
+
+def test_sqlite_keeps_one_connection_per_thread(log):
+    log.position()
+    first = log._local.sqlite
+    log.record("chn_a", "change", None, 1.0)
+    assert log._local.sqlite is first, "no connection opened (and WAL checkpointed) per call"
+    seen = []
+    worker = threading.Thread(target=lambda: (log.position(), seen.append(log._local.sqlite)))
+    worker.start()
+    worker.join()
+    assert seen[0] is not first, "another thread, its own connection"
+    assert log._local.sqlite.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
