@@ -22,8 +22,8 @@ import waitress
 
 from simulator import Simulator, SimulatorServer
 from tap_cronofy.changelog import ChangeLog
-from tap_cronofy.receiver import make_app, serve
-from tap_cronofy.signature import HEADER, sign
+from tap_cronofy.push.receiver import make_app, serve
+from tap_cronofy.push.signature import HEADER, sign
 from tests.helpers import (
     ROOT,
     account_states,

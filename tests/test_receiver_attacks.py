@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from tap_cronofy.changelog import ChangeLog
-from tap_cronofy.signature import HEADER, sign
+from tap_cronofy.push.signature import HEADER, sign
 from tests.helpers import ROOT
 
 SECRET = "rx-secret-123"

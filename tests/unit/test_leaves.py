@@ -576,3 +576,24 @@ def test_the_sdks_stream_wide_bookmark_line_and_broken_pipe_error_are_dropped():
         assert not _quiet_sdk_lines(unhandled), (
             "the reader closing the pipe is said once, by the tap"
         )
+
+
+def test_no_core_module_imports_the_push_subpackage():
+    """The receiving side of change-driven sync is a layer on the core, not in it."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "tap_cronofy"
+    offenders = []
+    for path in package.rglob("*.py"):
+        if "push" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            if any(n == "tap_cronofy.push" or n.startswith("tap_cronofy.push.") for n in names):
+                offenders.append(str(path.relative_to(package)))
+    assert offenders == []

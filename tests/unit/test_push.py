@@ -12,10 +12,10 @@ import falcon.testing
 import pytest
 
 from tap_cronofy.changelog import ChangeLog, Pending
-from tap_cronofy.channels import plan
-from tap_cronofy.receiver import Pruner, make_app
+from tap_cronofy.push.channels import plan
+from tap_cronofy.push.receiver import Pruner, make_app
+from tap_cronofy.push.signature import HEADER, sign, verify
 from tap_cronofy.settings import CONFIG_SCHEMA, Settings, check, secret_values
-from tap_cronofy.signature import HEADER, sign, verify
 from tap_cronofy.window import NOTIFIED, change_due, completed, scope_fingerprint, sweep_moment
 
 VECTOR_SECRET = "pDY0Oi7TJSP2hfNmZNkm5"
@@ -409,7 +409,7 @@ def test_only_the_password_of_a_change_log_url_is_a_secret():
 
 
 def test_the_receiver_listens_where_the_environment_says(monkeypatch):
-    from tap_cronofy.push import parser
+    from tap_cronofy.push.cli import parser
 
     monkeypatch.delenv("TAP_CRONOFY_PUSH_HOST", raising=False)
     monkeypatch.delenv("TAP_CRONOFY_PUSH_PORT", raising=False)
@@ -570,14 +570,14 @@ def test_a_signed_body_of_the_wrong_shape_is_acknowledged_never_a_5xx(log, raw):
 
 
 def test_request_text_in_log_lines_is_escaped_and_cut(log, caplog):
-    from tap_cronofy.receiver import LOG_TEXT, loggable
+    from tap_cronofy.push.receiver import LOG_TEXT, loggable
 
     assert loggable('a\nb\r\x1b[31m"') == 'a\\nb\\r\\u001b[31m\\"'
     long = "x" * 250_000
     assert loggable(long) == "x" * LOG_TEXT + f"...({250_000 - LOG_TEXT} more)"
     test_client, _ = client(log)
     forged = "/hook%0a2026-12-01 INFO Notification 999: change for account acc_FORGED"
-    with caplog.at_level("WARNING", logger="tap_cronofy.receiver"):
+    with caplog.at_level("WARNING", logger="tap_cronofy.push.receiver"):
         answer = test_client.simulate_post(forged, body=b"{}", headers={HEADER: "x"})
         test_client.simulate_post("/" + "p" * 250_000, body=b"{}")
     assert answer.status_code == 401

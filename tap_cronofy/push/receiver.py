@@ -13,12 +13,12 @@ import typing as t
 import falcon
 
 from tap_cronofy.changelog import RECORDED, ChangeLog
-from tap_cronofy.signature import HEADER, verify
+from tap_cronofy.push.signature import HEADER, verify
 
 MAX_BODY = 64 * 1024  # Cronofy's notifications are a few hundred bytes
 MAX_FIELD = 256  # a channel id, a type, a changes_since: far longer is not Cronofy's
 LOG_TEXT = 120  # request-derived text in a log line: escaped, and cut to this
-LOGGER = logging.getLogger("tap_cronofy.receiver")
+LOGGER = logging.getLogger("tap_cronofy.push.receiver")
 # What waitress enforces before the app sees a request: a body over MAX_BODY is refused
 # (413) from its Content-Length or as its chunks arrive, never spooled to disk; headers are
 # small; idle connections close; more connections than Cronofy needs are accepted.

@@ -59,7 +59,7 @@ def change_log_of(tap: TapCronofy) -> ChangeLog:
 def receive(tap: TapCronofy, host: str, port: int, threads: int) -> None:
     import waitress
 
-    from tap_cronofy.receiver import SERVER_LIMITS, Pruner, make_app, serve
+    from tap_cronofy.push.receiver import SERVER_LIMITS, Pruner, make_app, serve
 
     settings = tap.settings
     if not settings.client_secret:
@@ -84,7 +84,7 @@ def receive(tap: TapCronofy, host: str, port: int, threads: int) -> None:
 
 
 def channels(tap: TapCronofy) -> int:
-    from tap_cronofy.channels import provision
+    from tap_cronofy.push.channels import provision
 
     settings = tap.settings
     if not settings.notification_url:
