@@ -6,7 +6,7 @@ READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 DEMO_PLUGINS := .meltano/.ready-demo
 
-.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push clean
+.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver clean
 
 install: $(READY)
 
@@ -79,6 +79,10 @@ bench-lookback: $(READY)
 # Change-driven against polling: requests per account per hour, 10,000 accounts, 24 hours.
 bench-push: $(READY)
 	$(BIN)/python benchmarks/push.py
+
+# Signed notifications from concurrent clients into the receiver, then with a kill -9 mid-burst.
+bench-receiver: $(READY)
+	$(BIN)/python benchmarks/receiver.py
 
 # A fleet before (BENCH_BASELINE) and after: requests per account per day, CPU/RSS per account.
 bench-fleet: $(READY)

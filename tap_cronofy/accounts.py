@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -68,6 +69,24 @@ def identity_mismatch(account_id: str, sub: object) -> AccountError:
     )
 
 
+APP_REFUSED = (
+    "Cronofy refused the application's own credentials (`client_id`/`client_secret`: "
+    "invalid_client): fix them in the settings (the developer dashboard shows both). No "
+    "account needs re-authorising for this, and no further token was refreshed this run."
+)
+
+
+class Application:
+    """What all accounts' refreshes share: until one refresh has succeeded, refreshes go
+    one at a time, so that once Cronofy refuses ``client_id``/``client_secret`` no other
+    account spends a request to be refused alike."""
+
+    def __init__(self) -> None:
+        self.refused = False
+        self.accepted = False  # a refresh succeeded: the credentials are good
+        self.first = threading.Lock()  # held by the refresh that finds out
+
+
 class AccountCredential:
     """An account's access token, refreshed when refresh credentials exist.
 
@@ -85,8 +104,10 @@ class AccountCredential:
         settings: Settings,
         logger: logging.Logger,
         on_rotate: t.Callable[[str, str], None] | None = None,
+        application: Application | None = None,
     ) -> None:
         self.account_id = account.account_id or UNNAMED
+        self._application = application or Application()
         self.label = describe(self.account_id)
         self._token = account.access_token
         self._refresh_token = account.refresh_token
@@ -155,42 +176,59 @@ class AccountCredential:
                 raise self.failure  # another thread's refresh was refused
             if self._token != stale_token:
                 return  # another thread refreshed already
-            reply = client.token_request(
-                {
-                    "grant_type": "refresh_token",
-                    "client_id": self._client_id,
-                    "client_secret": self._client_secret,
-                    "refresh_token": self._refresh_token,
-                }
-            )
-            if reply.status != 200 or not reply.body.get("access_token"):
-                error = SECRETS.redact(str(reply.body.get("error") or "no access_token"))
-                raise self.fail(
-                    AccountError(
-                        self.account_id,
-                        f"Refreshing the access token of {self.label} failed with "
-                        f"{reply.status} ({error}). The account must be re-authorised: "
-                        "connect it again and update its tokens.",
-                        status=reply.status,
-                        final=True,
+            application = self._application
+            gate = contextlib.nullcontext() if application.accepted else application.first
+            with gate:  # until one refresh succeeded, one at a time
+                if application.refused:
+                    raise self.fail(
+                        AccountError(self.account_id, APP_REFUSED, status=400, final=True)
                     )
+                self._refresh(client)
+
+    def _refresh(self, client: CronofyClient) -> None:
+        """One token request: its token kept, or the account (or the application) failed."""
+        reply = client.token_request(
+            {
+                "grant_type": "refresh_token",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "refresh_token": self._refresh_token,
+            }
+        )
+        if reply.status in (400, 401) and reply.body.get("error") == "invalid_client":
+            self._application.refused = True
+            raise self.fail(
+                AccountError(self.account_id, APP_REFUSED, status=reply.status, final=True)
+            )
+        if reply.status != 200 or not reply.body.get("access_token"):
+            error = SECRETS.redact(str(reply.body.get("error") or "no access_token"))
+            raise self.fail(
+                AccountError(
+                    self.account_id,
+                    f"Refreshing the access token of {self.label} failed with "
+                    f"{reply.status} ({error}). The account must be re-authorised: "
+                    "connect it again and update its tokens.",
+                    status=reply.status,
+                    final=True,
                 )
-            token = reply.body["access_token"]
-            SECRETS.add(token)
-            rotated = reply.body.get("refresh_token")
-            if isinstance(rotated, str) and rotated and rotated != self._refresh_token:
-                SECRETS.add(rotated)
-                self._refresh_token = rotated
-                self._rotated(rotated)
-            expires_in = reply.body.get("expires_in")
-            if isinstance(expires_in, (int, float)) and expires_in > 0:
-                margin = min(EXPIRY_MARGIN_SECONDS, expires_in / 2)
-                self._expires_at = time.time() + expires_in - margin
-            else:
-                self._expires_at = None
-            self._refreshed.add(token)
-            self._token = token
-            self.refresh_count += 1
+            )
+        self._application.accepted = True
+        token = reply.body["access_token"]
+        SECRETS.add(token)
+        rotated = reply.body.get("refresh_token")
+        if isinstance(rotated, str) and rotated and rotated != self._refresh_token:
+            SECRETS.add(rotated)
+            self._refresh_token = rotated
+            self._rotated(rotated)
+        expires_in = reply.body.get("expires_in")
+        if isinstance(expires_in, (int, float)) and expires_in > 0:
+            margin = min(EXPIRY_MARGIN_SECONDS, expires_in / 2)
+            self._expires_at = time.time() + expires_in - margin
+        else:
+            self._expires_at = None
+        self._refreshed.add(token)
+        self._token = token
+        self.refresh_count += 1
 
     def _rotated(self, refresh_token: str) -> None:
         """Cronofy returned a new refresh token: the old one may stop working."""
@@ -250,6 +288,7 @@ class Accounts:
         self._ids: list[str] | None = None
         self._unidentified = False  # a lone access_token's id could not be asked this run
         self._configured = {a.account_id: a for a in settings.accounts if a.account_id}
+        self.application = Application()
 
     def ids(self) -> list[str]:
         """Account ids sorted, those of this run's ``shard`` only; a lone ``access_token``'s
@@ -298,7 +337,11 @@ class Accounts:
         settings = self._settings
         save = bool(settings.accounts_file and settings.save_rotated_refresh_tokens)
         return AccountCredential(
-            account, settings, self._logger, on_rotate=self._save_rotated if save else None
+            account,
+            settings,
+            self._logger,
+            on_rotate=self._save_rotated if save else None,
+            application=self.application,
         )
 
     def _save_rotated(self, account_id: str, refresh_token: str) -> None:

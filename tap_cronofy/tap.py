@@ -16,7 +16,7 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
-from tap_cronofy.accounts import Accounts
+from tap_cronofy.accounts import APP_REFUSED, Accounts
 from tap_cronofy.budget import RunBudget
 from tap_cronofy.client import CronofyClient
 from tap_cronofy.errors import CronofyAPIError
@@ -176,9 +176,11 @@ class TapCronofy(Tap):
             now = dt.datetime.now(dt.timezone.utc)
             if "budget" in self.__dict__ and (waited := self.budget.summary(now)):
                 self.logger.warning(waited)
+        refused = "accounts" in self.__dict__ and self.accounts.application.refused
         if failed := self.report.failed_accounts:
             for account_id, reason in sorted(failed.items()):
-                self.logger.error("FAILED account %s: %s", account_id, reason)
+                if not (refused and reason == APP_REFUSED):  # one cause: said once, below
+                    self.logger.error("FAILED account %s: %s", account_id, reason)
             others = (
                 "The other accounts were synced and their state saved"
                 if len(failed) < len(self.settings.accounts)
@@ -186,6 +188,14 @@ class TapCronofy(Tap):
             )
             first = sorted(failed)[0]
             more = f" ({len(failed) - 1} more listed above)" if len(failed) > 1 else ""
+            if refused:
+                self.logger.error(  # one cause, said once, last
+                    "%d account(s) failed: %s. %s",
+                    len(failed),
+                    ", ".join(sorted(failed)[:3]) + (", ..." if len(failed) > 3 else ""),
+                    APP_REFUSED,
+                )
+                return 1
             self.logger.error(  # the last line: all that Meltano's `config test` shows
                 "%d account(s) failed: %s. %s. %s: %s%s",
                 len(failed),

@@ -88,6 +88,15 @@ def test_the_readmes_meltano_add_lines_install_into_a_new_project_that_runs(sim,
         local = f"http://127.0.0.1:{server.server_address[1]}/"
         for line in lines:
             meltano(line.replace(README_REF, local))
+        # Meltano 4 reads a positional `extractor` as a plugin name: exactly one tap-cronofy,
+        # an extractor, and nothing else added
+        project = yaml.safe_load((tmp_path / "project" / "meltano.yml").read_text())
+        added = [
+            (kind, p["name"])
+            for kind, plugins in (project.get("plugins") or {}).items()
+            for p in plugins
+        ]
+        assert added == [("extractors", "tap-cronofy")], added
         # A loader without a download: target-jsonl as `make test` installed it.
         loader = tmp_path / "project" / "target-jsonl.yml"
         loader.write_text(
@@ -95,7 +104,9 @@ def test_the_readmes_meltano_add_lines_install_into_a_new_project_that_runs(sim,
             "executable: target-jsonl\nsettings:\n- name: destination_path\n  kind: string\n"
             "- name: do_timestamp_file\n  kind: boolean\n"
         )
-        meltano("meltano add loader target-jsonl --from-ref target-jsonl.yml --no-install")
+        meltano(
+            "meltano add --plugin-type loader target-jsonl --from-ref target-jsonl.yml --no-install"
+        )
         loaders = tmp_path / "project" / ".meltano" / "loaders"
         loaders.mkdir(parents=True, exist_ok=True)
         (loaders / "target-jsonl").symlink_to(ROOT / ".meltano" / "loaders" / "target-jsonl")

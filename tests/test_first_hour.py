@@ -1,0 +1,21 @@
+"""Newcomers' mistakes get the right remedy, said once, at the cost of one request."""
+
+from __future__ import annotations
+
+from tests.helpers import costs, run_tap, tap_config
+
+
+def test_a_wrong_client_secret_is_named_once_and_costs_one_refresh(sim):
+    config = tap_config(sim, sim.url, client_secret="not-the-app-secret")
+    run = run_tap(config, streams=["free_busy"])
+    assert run.returncode == 1
+    spent = costs(sim)
+    tokens = sum(c["/oauth/token"] for c in spent.values())
+    assert tokens == 1, "after the first refusal, no other account asks to be refused alike"
+    assert sum(sum(c.values()) for c in spent.values()) == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert "`client_id`/`client_secret`" in last and "invalid_client" in last
+    assert "3 account(s) failed" in last
+    assert "re-authorised: connect it again" not in run.stderr, "not the account's remedy"
+    refused = [line for line in run.stderr.splitlines() if "FAILED account" in line]
+    assert refused == [], "one cause, said once in the last line, not once per account"
