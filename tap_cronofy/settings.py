@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 import typing as t
@@ -279,6 +280,14 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "database's clock; each process's own limit still applies. Needs the `postgres` extra",
     ),
     th.Property(
+        "strict_settings",
+        th.BooleanType,
+        default=False,
+        description="Refuse to run when the config holds a setting name the tap does not "
+        "know (a typo such as `tz_id`); by default each is warned about, with the closest "
+        "known name",
+    ),
+    th.Property(
         "scheduling_requests_shard",
         th.IntegerType(minimum=0),
         default=0,
@@ -509,6 +518,17 @@ def change_log_errors(config: t.Mapping[str, t.Any]) -> list[str]:
 
 
 SHARD_VARIABLE = "TAP_CRONOFY_SHARD"  # how Meltano (and Dagster) are told a shard
+
+
+def unknown_settings(config: t.Mapping[str, t.Any], known: t.Iterable[str]) -> list[str]:
+    """One line per setting name the tap does not know, with the closest known name."""
+    names = sorted(set(known))
+    lines = []
+    for name in sorted(set(config) - set(names)):
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        lines.append(f"Unknown setting `{name}`{hint}: it is ignored.")
+    return lines
 
 
 def shard_errors(config: t.Mapping[str, t.Any]) -> list[str]:

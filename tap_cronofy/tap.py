@@ -29,6 +29,7 @@ from tap_cronofy.settings import (
     check,
     secrets_of_input,
     selection_errors,
+    unknown_settings,
 )
 from tap_cronofy.streams import (
     AccountsStream,
@@ -68,6 +69,14 @@ class TapCronofy(Tap):
         super().__init__(*args, **kwargs)
         for secret in secrets_of_input(dict(self.config), {}):
             SECRETS.add(secret)
+        unknown = unknown_settings(self.config, self.config_jsonschema["properties"])
+        if unknown and self.config.get("strict_settings"):
+            raise ConfigValidationError(
+                "Config validation failed",
+                errors=[*unknown, "`strict_settings` is on: fix the names, or unset it."],
+            )
+        for line in unknown:
+            self.logger.warning(line)
         if kwargs.get("validate_config", True) and (errors := check(self.config, os.environ)):
             raise ConfigValidationError("Config validation failed", errors=errors)
         self.state.setdefault("bookmarks", {})  # every STATE carries a bookmarks object

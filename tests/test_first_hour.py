@@ -19,3 +19,16 @@ def test_a_wrong_client_secret_is_named_once_and_costs_one_refresh(sim):
     assert "re-authorised: connect it again" not in run.stderr, "not the account's remedy"
     refused = [line for line in run.stderr.splitlines() if "FAILED account" in line]
     assert refused == [], "one cause, said once in the last line, not once per account"
+
+
+def test_typos_in_setting_names_are_warned_about_with_the_closest_name(sim):
+    config = tap_config(sim, sim.url, tz_id="Europe/Paris", end_dat="2027-01-01")
+    run = run_tap(config, streams=["accounts"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Unknown setting `end_dat` (did you mean `end_date`?): it is ignored." in run.stderr
+    assert "Unknown setting `tz_id` (did you mean `tzid`?): it is ignored." in run.stderr
+    sim.requests.clear()
+    strict = run_tap({**config, "strict_settings": True}, streams=["accounts"])
+    assert strict.returncode != 0
+    assert "Unknown setting `tz_id`" in strict.stderr and "`strict_settings` is on" in strict.stderr
+    assert sim.requests == [], "refused before any request"
