@@ -6,7 +6,7 @@ READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 DEMO_PLUGINS := .meltano/.ready-demo
 
-.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver clean
+.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards clean
 
 install: $(READY)
 
@@ -83,6 +83,10 @@ bench-push: $(READY)
 # Signed notifications from concurrent clients into the receiver, then with a kill -9 mid-burst.
 bench-receiver: $(READY)
 	$(BIN)/python benchmarks/receiver.py
+
+# One process against N shards sharing the quota, on a quota-bound fleet, then unbound.
+bench-shards: $(READY)
+	$(BIN)/python benchmarks/shards.py
 
 # A fleet before (BENCH_BASELINE) and after: requests per account per day, CPU/RSS per account.
 bench-fleet: $(READY)
