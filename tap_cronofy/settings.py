@@ -67,7 +67,8 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "access_token",
         th.StringType(pattern=_TOKEN),
         secret=True,
-        description="OAuth access token of one account (or use `accounts`)",
+        description="OAuth access token of one account. One of access_token, accounts or "
+        "accounts_file is required",
     ),
     th.Property(
         "refresh_token",
@@ -110,13 +111,15 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
             )
         ),
         secret=True,
-        description="Several accounts in one run, instead of access_token: a list of "
+        description="Several accounts in one run, instead of access_token (one of access_token, "
+        "accounts or accounts_file is required): a list of "
         "{account_id, access_token, refresh_token?}",
     ),
     th.Property(
         "accounts_file",
         th.StringType,
-        description="Path of a JSON or YAML file holding the `accounts` list (keeps "
+        description="Path of a JSON or YAML file holding the `accounts` list (one of "
+        "access_token, accounts or accounts_file is required; it keeps "
         "tokens out of environment variables); used when `accounts` is not set",
     ),
     th.Property(

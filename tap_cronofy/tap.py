@@ -44,7 +44,10 @@ if t.TYPE_CHECKING:
 
 
 class TapCronofy(Tap):
-    """Cronofy free-busy periods (incremental) and scheduling requests (change-detected)."""
+    """Cronofy calendar data for a warehouse: free_busy (each account's busy, tentative and
+    free periods, incremental, Cronofy's window kept current), calendars (each account's
+    calendars, read daily), accounts (who each account is: name, email, zone, profiles) and
+    scheduling_requests (by id, emitted when they change)."""
 
     name = "tap-cronofy"
     message_writer_class = StateFlushingWriter

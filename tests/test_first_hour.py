@@ -32,3 +32,15 @@ def test_typos_in_setting_names_are_warned_about_with_the_closest_name(sim):
     assert strict.returncode != 0
     assert "Unknown setting `tz_id`" in strict.stderr and "`strict_settings` is on" in strict.stderr
     assert sim.requests == [], "refused before any request"
+
+
+def test_about_names_every_stream_and_says_which_settings_are_required():
+    from tests.test_config import tap_cli
+
+    about = tap_cli("--about", "--format=markdown").stdout
+    intro = about.split("## Capabilities")[0]
+    for stream in ("free_busy", "calendars", "accounts", "scheduling_requests"):
+        assert stream in intro, stream
+    for name in ("access_token", "accounts", "accounts_file"):
+        row = next(line for line in about.splitlines() if line.startswith(f"| {name} |"))
+        assert "one of access_token, accounts or accounts_file is required" in row.lower(), name
