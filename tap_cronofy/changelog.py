@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import secrets
 import sqlite3
 import threading
@@ -257,21 +258,31 @@ class ChangeLog:
         cursor.execute(self._sql("SELECT value FROM cronofy_log_meta WHERE name = ?"), (name,))
         return int(cursor.fetchone()[0])
 
-    def snapshot(self, after: int) -> tuple[int, int, dict[str, Pending]]:
+    def snapshot(
+        self, after: int, accounts: t.Sequence[str] | None = None
+    ) -> tuple[int, int, dict[str, Pending]]:
         """In one transaction: the last number, the pruned-through number, and each
         account's notifications numbered after ``after`` and up to the last number (their
         earliest ``changes_since`` may belong to one the account already served: a wider
-        query, never a narrower one)."""
+        query, never a narrower one); only ``accounts``' when given (a shard's)."""
         with self._transaction() as cursor:
             last = self._meta(cursor, LAST_SEQ)
             pruned = self._meta(cursor, PRUNED_THROUGH)
+            where = "seq > ? AND seq <= ?"
+            params: list[t.Any] = [after, last]
+            if accounts is not None:  # a shard's: its accounts' rows only, by the index
+                if self.postgres:
+                    where += " AND account_id = ANY(?)"
+                    params.append(list(accounts))
+                else:
+                    where += " AND account_id IN (SELECT value FROM json_each(?))"
+                    params.append(json.dumps(list(accounts)))
             cursor.execute(
                 self._sql(
                     "SELECT account_id, kind, MAX(seq), COUNT(*), MIN(changes_since) "
-                    "FROM cronofy_notifications WHERE seq > ? AND seq <= ? "
-                    "GROUP BY account_id, kind"
+                    f"FROM cronofy_notifications WHERE {where} GROUP BY account_id, kind"
                 ),
-                (after, last),
+                params,
             )
             pending: dict[str, Pending] = {}
             for account_id, kind, seq, count, since in cursor.fetchall():

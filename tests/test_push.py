@@ -578,3 +578,17 @@ def test_a_replaced_change_log_queries_every_account_once_and_changes_since_is_u
     assert queried(later) == [(b, "notified (change)")]
     query = next(r for r in push.sim.requests if r["path"] == "/v1/free_busy")
     assert query["params"]["last_modified"] == [since], "from the notification's changes_since"
+
+
+def test_a_shard_reads_only_its_accounts_rows_of_the_log(any_log):
+    log = ChangeLog(any_log)
+    for n in range(4):
+        log.add_channel(f"chn_{n}", f"acc_{n}", "https://x", 0.0)
+    for n in range(8):
+        log.record(f"chn_{n % 4}", "change", f"2026-12-01T10:00:0{n}Z", float(n))
+    last, _, pending = log.snapshot(0, ["acc_1", "acc_3"])
+    assert last == 8 and set(pending) == {"acc_1", "acc_3"}
+    assert pending["acc_1"].last == {"change": 6} and pending["acc_1"].count == 2
+    assert pending["acc_3"].changes_since == "2026-12-01T10:00:03Z"
+    assert set(log.snapshot(0)[2]) == {"acc_0", "acc_1", "acc_2", "acc_3"}
+    assert log.snapshot(0, [])[2] == {}

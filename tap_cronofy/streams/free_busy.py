@@ -163,7 +163,8 @@ class FreeBusyStream(CronofyStream):
         target = t.cast(str, settings.change_log)
         try:
             log = ChangeLog(target)
-            last, pruned, pending = log.snapshot(min(positions, default=0))
+            shard = order if settings.shard is not None else None  # only its accounts' rows
+            last, pruned, pending = log.snapshot(min(positions, default=0), shard)
             with_channel = set(log.channels().values())
         except Exception as exc:  # sqlite3 or psycopg: either way nothing can be decided
             raise ChangeLogError(
