@@ -12,6 +12,7 @@ import time
 import typing as t
 from functools import cached_property
 
+import click
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
@@ -41,6 +42,24 @@ from tap_cronofy.streams.base import Services
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
+
+
+HELP = """Extract Cronofy calendar data as Singer messages.
+
+\b
+Streams: free_busy (each account's busy, tentative and free periods, incremental),
+calendars (each account's calendars), accounts (who each account is), scheduling_requests
+(by id, when they change). Set one of access_token, accounts or accounts_file; with
+refresh tokens, also client_id and client_secret. All settings: tap-cronofy --about."""
+
+EPILOG = """\b
+Example config.json:
+  {"data_center": "us", "client_id": "...", "client_secret": "...",
+   "accounts_file": "accounts.json", "tzid": "Europe/London"}
+Run: tap-cronofy --config config.json > out.jsonl  (the last STATE line is the state
+to pass back with --state next time)
+Sibling commands: tap-cronofy-push receive|channels|prune (change-driven sync),
+tap-cronofy-shards reshard (scale-out). Docs: README.md."""
 
 
 class TapCronofy(Tap):
@@ -221,6 +240,14 @@ class TapCronofy(Tap):
         if fatal is not None:  # said again last: all that Meltano's `config test` shows
             self.logger.error("Stopped: %s", fatal)
         return code
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, with help that says what this tap does and how to start."""
+        command = super().get_singer_command()
+        command.help = HELP
+        command.epilog = EPILOG
+        return command
 
     @classmethod
     def invoke(  # type: ignore[override]  # the SDK's own signature, minus its return

@@ -44,3 +44,22 @@ def test_about_names_every_stream_and_says_which_settings_are_required():
     for name in ("access_token", "accounts", "accounts_file"):
         row = next(line for line in about.splitlines() if line.startswith(f"| {name} |"))
         assert "one of access_token, accounts or accounts_file is required" in row.lower(), name
+
+
+def test_help_says_what_the_tap_does_and_how_to_start():
+    from tests.test_config import tap_cli
+
+    text = tap_cli("--help").stdout
+    assert "Execute the Singer tap." not in text, "not the SDK's generic line"
+    for needed in (
+        "free_busy",
+        "calendars",
+        "accounts",
+        "scheduling_requests",
+        "one of access_token, accounts or accounts_file",
+        "Example config.json",
+        "tap-cronofy-push",
+        "tap-cronofy-shards",
+        "--state",
+    ):
+        assert needed in text, needed
