@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 
@@ -597,3 +598,129 @@ def test_no_core_module_imports_the_push_subpackage():
             if any(n == "tap_cronofy.push" or n.startswith("tap_cronofy.push.") for n in names):
                 offenders.append(str(path.relative_to(package)))
     assert offenders == []
+
+
+def test_a_secret_is_masked_only_where_it_is_whole_not_where_its_ending_is():
+    registry = SecretRegistry()
+    registry.add("abcd1234")
+    assert registry.redact("zzzz1234 and 1234") == "zzzz1234 and 1234"
+
+
+def test_touching_secrets_are_masked_each_on_its_own():
+    registry = SecretRegistry()
+    registry.add("abcd")
+    registry.add("efgh")
+    assert registry.redact("<abcdefgh>") == f"<{MASK}{MASK}>"
+
+
+@pytest.mark.parametrize("tail", [" X", "  "])
+def test_the_masked_traceback_is_the_formatters_text_with_the_secret_masked(tail):
+    import sys
+
+    from tap_cronofy.redact import SECRETS, RedactingFilter
+
+    SECRETS.add("secret-token-55")
+    try:
+        raise ValueError(f"with secret-token-55{tail}")
+    except ValueError:
+        exc_info = sys.exc_info()
+    expected = logging.Formatter().formatException(exc_info).replace("secret-token-55", MASK)
+    assert expected.startswith("Traceback (most recent call last):")
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, exc_info)
+    RedactingFilter().filter(record)
+    assert record.exc_text == expected
+
+
+def test_an_exception_that_was_never_raised_is_masked_too():
+    """logger.error(..., exc_info=error) with an error built, not raised: no traceback."""
+    from tap_cronofy.redact import SECRETS, RedactingFilter
+
+    SECRETS.add("secret-token-66")
+    error = ValueError("bad secret-token-66")
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "failed", None, (ValueError, error, None)
+    )
+    RedactingFilter().filter(record)
+    assert record.exc_text == f"ValueError: bad {MASK}"
+    assert str(record.exc_info[1]) == f"bad {MASK}"
+
+
+def test_a_masked_exception_of_a_new_class_keeps_its_names_and_its_context():
+    """Classes defined here are new to the stand-in cache, and nested ones have a dotted
+    qualified name; an implicit context (no `from`) is masked like a cause."""
+    import sys
+
+    from tap_cronofy.redact import SECRETS, RedactingFilter
+
+    SECRETS.add("secret-token-44")
+
+    class TokenRefusedError(Exception):
+        pass
+
+    class SyncFailedError(Exception):
+        pass
+
+    try:
+        try:
+            raise TokenRefusedError("refused for secret-token-44")
+        except TokenRefusedError:
+            raise SyncFailedError("sync failed")  # noqa: B904 - the implicit context is the point
+    except SyncFailedError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", None, exc_info)
+    RedactingFilter().filter(record)
+    value = record.exc_info[1]
+    assert (type(value).__name__, type(value).__qualname__, type(value).__module__) == (
+        "SyncFailedError",
+        SyncFailedError.__qualname__,
+        __name__,
+    )
+    assert str(value) == "sync failed" and value.__cause__ is None
+    assert record.exc_info[2] is exc_info[2]
+    context = value.__context__
+    assert context is not None and not value.__suppress_context__
+    assert (type(context).__name__, type(context).__qualname__, type(context).__module__) == (
+        "TokenRefusedError",
+        TokenRefusedError.__qualname__,
+        __name__,
+    )
+    assert str(context) == f"refused for {MASK}"
+    assert context.__traceback__ is exc_info[1].__context__.__traceback__
+
+
+@pytest.mark.parametrize("link", ["__cause__", "__context__"])
+def test_a_long_exception_chain_is_cut_after_ten_links(link):
+    from tap_cronofy.redact import SECRETS, RedactingFilter
+
+    SECRETS.add("secret-token-33")
+    chain = [ValueError(f"link {n} secret-token-33") for n in range(13)]
+    for outer, inner in itertools.pairwise(chain):
+        setattr(outer, link, inner)
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "boom", None, (ValueError, chain[0], None)
+    )
+    RedactingFilter().filter(record)
+    messages = []
+    value = record.exc_info[1]
+    while value is not None:
+        messages.append(str(value))
+        value = getattr(value, link)
+    assert messages == [f"link {n} {MASK}" for n in range(11)]  # the first and ten more
+
+
+def test_the_installed_record_factory_passes_keyword_arguments_on(monkeypatch):
+    from tap_cronofy import redact
+
+    original = logging.getLogRecordFactory()
+    monkeypatch.setattr(redact, "_installed", False)  # as in a fresh process
+    logging.setLogRecordFactory(logging.LogRecord)
+    try:
+        redact.install_log_redaction()
+        installed = logging.getLogRecordFactory()
+        redact.SECRETS.add("factory-secret-2")
+        record = installed(
+            "n", logging.INFO, __file__, 1, "x", None, None, func="f", sinfo="at factory-secret-2"
+        )
+        assert record.funcName == "f" and record.stack_info == f"at {MASK}"
+    finally:
+        logging.setLogRecordFactory(original)
