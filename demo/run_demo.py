@@ -5,6 +5,7 @@ push notification and is the only thing the next run reads."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 
@@ -95,18 +96,20 @@ def book_overlapping_meetings(sim: SimulatorProcess, accounts: list[str]) -> Non
 
 def run(env: dict, label: str) -> None:
     heading(f"{label}: meltano run tap-cronofy target-duckdb")
-    meltano("run", "tap-cronofy", "target-duckdb", env=env)
-    show(
-        """
-        select 'free_busy' as stream, count(*) as rows_loaded_by_this_run
-        from warehouse.cronofy.free_busy
-        where last_modified = (select max(last_modified) from warehouse.cronofy.free_busy)
-        union all
-        select 'scheduling_requests', count(*) from warehouse.cronofy.scheduling_requests
-        where last_modified = (select max(last_modified) from warehouse.cronofy.scheduling_requests)
-    """,
-        "records this run loaded (their last_modified is this run's watermark)",
-    )
+    result = meltano("run", "tap-cronofy", "target-duckdb", env=env)
+    print("-- records this run loaded, per stream (the tap's own summary of the run)")
+    for stream, count in loaded_per_stream(result.stderr):
+        print(f"  {stream:<22}{count:>8}")
+
+
+STREAMS = ("free_busy", "calendars", "accounts", "scheduling_requests")
+
+
+def loaded_per_stream(log: str) -> list[tuple[str, int]]:
+    """Each stream's record count from the tap's summary lines, every stream listed (0 for
+    one the run emitted nothing of)."""
+    counts = {s: int(n) for s, n in re.findall(r"Summary (\w+): (\d+) records?\b", log)}
+    return [(stream, counts.get(stream, 0)) for stream in STREAMS]
 
 
 def change_driven(sim: SimulatorProcess, env: dict, accounts: list[str]) -> None:

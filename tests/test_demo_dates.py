@@ -42,3 +42,6 @@ def test_the_demo_passes_on_fixed_dates_with_every_clock_moved():
             f"demo on {date}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
         assert "after run 2:" in result.stdout and date[:10] in result.stdout, date
+        loaded = result.stdout.split("records this run loaded", 1)[1]
+        for stream in ("free_busy", "calendars", "accounts", "scheduling_requests"):
+            assert stream in loaded.split("==", 1)[0], (date, stream)
