@@ -142,7 +142,7 @@ def test_the_plain_cli_section_runs_as_written(sim, tmp_path):
     """The README's plain-CLI block, the install lines aside (the tap from this venv, the
     target from `make test`'s Meltano plugins), with the simulator's settings."""
     text = (ROOT / "README.md").read_text()
-    section = text.split("### Without Meltano (plain CLI)", 1)[1]
+    section = text.split("## Without Meltano (plain CLI)", 1)[1]
     block = re.search(r"```bash\n(.*?)```", section, re.S)
     assert block is not None
     script = block[1]
