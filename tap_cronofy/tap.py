@@ -50,7 +50,8 @@ HELP = """Extract Cronofy calendar data as Singer messages.
 Streams: free_busy (each account's busy, tentative and free periods, incremental),
 calendars (each account's calendars), accounts (who each account is), scheduling_requests
 (by id, when they change). Set one of access_token, accounts or accounts_file; with
-refresh tokens, also client_id and client_secret. All settings: tap-cronofy --about."""
+refresh tokens, also client_id and client_secret. All settings, described:
+tap-cronofy --about --format=markdown."""
 
 EPILOG = """\b
 Example config.json:
