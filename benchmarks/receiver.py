@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tap_cronofy.changelog import ChangeLog
 from tap_cronofy.push.signature import HEADER, sign
+from tests.helpers import start_receiver
 
 TREE = Path(os.environ.get("BENCH_TREE") or Path(__file__).resolve().parent.parent)
 SECRET = "bench-secret"
@@ -36,34 +36,10 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
 
 
 def start(log: Path) -> tuple[subprocess.Popen, int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CRONOFY_")}
-    env.update(TAP_CRONOFY_CLIENT_SECRET=SECRET, TAP_CRONOFY_CHANGE_LOG=str(log))
-    receiver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tap_cronofy.push",
-            "receive",
-            "--port",
-            "0",
-            "--config",
-            "ENV",
-            "--threads",
-            "8",
-        ],
-        cwd=TREE,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = ""
-    while "Receiving" not in line:
-        line = receiver.stderr.readline()  # type: ignore[union-attr]
-        if not line:
-            raise SystemExit("the receiver exited")
-    threading.Thread(target=receiver.stderr.read, daemon=True).start()  # type: ignore[union-attr]
-    port = re.search(r":(\d+) ", line)
-    return receiver, int(port[1]) if port else 0
+    receiver, _, port = start_receiver(SECRET, log, "--threads", "8", cwd=TREE)
+    assert receiver.stderr is not None
+    threading.Thread(target=receiver.stderr.read, daemon=True).start()
+    return receiver, port
 
 
 def body(n: int) -> bytes:

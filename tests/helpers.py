@@ -6,6 +6,7 @@ import collections
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -228,3 +229,37 @@ def own_meltano_dir(tmp: Path) -> dict[str, str]:
         if entry.is_dir() and entry.name not in ("run", "logs"):
             (own / entry.name).symlink_to(entry)
     return {"MELTANO_SYS_DIR_ROOT": str(own)}
+
+
+def start_receiver(
+    secret: str, log_path: Path, *args: str, cwd: Path = ROOT
+) -> tuple[subprocess.Popen, str, int]:
+    """`tap-cronofy-push receive` configured as the README allows (only the client secret
+    and the change log, from the environment), on a free port: the process, once it says
+    where it listens, and that host and port (its further stderr is left to the caller)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CRONOFY_")}
+    env.update(TAP_CRONOFY_CLIENT_SECRET=secret, TAP_CRONOFY_CHANGE_LOG=str(log_path))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tap_cronofy.push",
+            "receive",
+            "--port",
+            "0",
+            "--config",
+            "ENV",
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = ""
+    while "Receiving" not in line:
+        line = process.stderr.readline()  # type: ignore[union-attr]
+        assert line, "the receiver exited"
+    where = re.search(r"http://(\S+):(\d+)", line)
+    assert where is not None, line
+    return process, where[1], int(where[2])

@@ -38,6 +38,28 @@ def week_pieces(start: dt.datetime, end: dt.datetime, zone: ZoneInfo):
     return hours.items()
 
 
+def add_weeks(
+    weeks: dict[tuple[str, dt.date], list[float]],
+    account_id: str,
+    spans: list[tuple[dt.datetime, dt.datetime]],
+    zone: ZoneInfo,
+) -> None:
+    """Into ``weeks[(account, Monday)]``: [union hours (overlaps merged), summed hours] of an
+    account's busy spans, each cut at its local week boundaries."""
+    for start, end in spans:
+        for week, hours in week_pieces(start, end, zone):
+            weeks[(account_id, week)][1] += hours
+    merged: list[list[dt.datetime]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in merged:
+        for week, hours in week_pieces(start, end, zone):
+            weeks[(account_id, week)][0] += hours
+
+
 def expected_weeks(sim) -> dict[tuple[str, dt.date], tuple[float, float]]:
     """(account, ISO week in the account's zone) -> (union hours, summed hours), computed
     here in Python from the periods a full sync loads."""
@@ -53,19 +75,7 @@ def expected_weeks(sim) -> dict[tuple[str, dt.date], tuple[float, float]]:
             periods[key[0]].append((start, end))
     weeks: dict[tuple[str, dt.date], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for account_id, spans in periods.items():
-        zone = ZoneInfo(sim.accounts[account_id].zoneinfo)
-        for start, end in spans:
-            for week, hours in week_pieces(start, end, zone):
-                weeks[(account_id, week)][1] += hours
-        merged: list[list[dt.datetime]] = []
-        for start, end in sorted(spans):
-            if merged and start <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        for start, end in merged:
-            for week, hours in week_pieces(start, end, zone):
-                weeks[(account_id, week)][0] += hours
+        add_weeks(weeks, account_id, spans, ZoneInfo(sim.accounts[account_id].zoneinfo))
     return {k: (round(v[0], 4), round(v[1], 4)) for k, v in weeks.items()}
 
 

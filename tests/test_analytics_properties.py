@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import ROOT
-from tests.test_analytics import BUSY, week_pieces
+from tests.test_analytics import BUSY, add_weeks
 
 DBT = ROOT / ".meltano" / "utilities" / "dbt-duckdb" / "venv" / "bin" / "dbt"
 ZONES = [
@@ -150,18 +150,7 @@ def reference(made) -> dict[tuple[str, dt.date], tuple[float, float]]:
             and p["status"] in BUSY
             and p["end"] > p["start"]
         ]
-        for start, end in spans:
-            for week, hours in week_pieces(start, end, ZoneInfo(zone)):
-                weeks[(account_id, week)][1] += hours
-        merged: list[list[dt.datetime]] = []
-        for start, end in sorted(spans):
-            if merged and start <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        for start, end in merged:
-            for week, hours in week_pieces(start, end, ZoneInfo(zone)):
-                weeks[(account_id, week)][0] += hours
+        add_weeks(weeks, account_id, spans, ZoneInfo(zone))
     return {k: (round(v[0], 4), round(v[1], 4)) for k, v in weeks.items() if v[0] or v[1]}
 
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,7 +20,7 @@ import pytest
 from demo.project import free_port
 from tap_cronofy.changelog import ChangeLog
 from tap_cronofy.push.signature import HEADER, sign
-from tests.helpers import ROOT
+from tests.helpers import ROOT, start_receiver
 
 SECRET = "front-secret-456"
 PATH = "/cronofy/notifications"
@@ -38,20 +36,8 @@ def front(tmp_path):
             pytest.fail("nginx is not installed: .ci/run should have installed it")
         pytest.skip("nginx (Debian's package) is not installed on this machine")
     log_path = tmp_path / "changes.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CRONOFY_")}
-    env.update(TAP_CRONOFY_CLIENT_SECRET=SECRET, TAP_CRONOFY_CHANGE_LOG=str(log_path))
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "tap_cronofy.push", "receive", "--port", "0", "--config", "ENV"],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = ""
-    while "Receiving" not in line:
-        line = receiver.stderr.readline()  # type: ignore[union-attr]
-        assert line, "the receiver exited"
-    upstream = re.search(r"http://(\S+:\d+)", line)[1]  # type: ignore[index]
+    receiver, host, port = start_receiver(SECRET, log_path)
+    upstream = f"{host}:{port}"
     ChangeLog(str(log_path)).add_channel("chn_1", "acc_1", "https://localhost" + PATH, 0)
     prefix = tmp_path / "nginx"
     prefix.mkdir()

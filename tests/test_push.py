@@ -31,6 +31,7 @@ from tests.helpers import (
     own_meltano_dir,
     request_owner,
     run_tap,
+    start_receiver,
     tap_config,
 )
 
@@ -393,24 +394,10 @@ def test_an_unreadable_change_log_fails_before_any_request(push, tmp_path):
 def test_the_receiver_command_verifies_signatures_over_http(tmp_path):
     """Configured as the README says a receiver may be: only the client secret and the
     change log, from the environment."""
-    import os
-
     log_path = tmp_path / "changes.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CRONOFY_")}
-    env.update(TAP_CRONOFY_CLIENT_SECRET="rx-secret-123", TAP_CRONOFY_CHANGE_LOG=str(log_path))
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "tap_cronofy.push", "receive", "--port", "0", "--config", "ENV"],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    receiver, host, port = start_receiver("rx-secret-123", log_path)
     try:
-        line = ""
-        while "Receiving" not in line:
-            line = receiver.stderr.readline()  # type: ignore[union-attr]
-            assert line, "the receiver exited"
-        base = re.search(r"(http://\S+:\d+)", line)[1]  # type: ignore[index]
+        base = f"http://{host}:{port}"
         ChangeLog(str(log_path)).add_channel("chn_1", "acc_1", base, 0)
         body = json.dumps(
             {"notification": {"type": "change"}, "channel": {"channel_id": "chn_1"}}

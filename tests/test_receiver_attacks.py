@@ -4,12 +4,8 @@ unauthenticated client on the internet can make."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -17,7 +13,7 @@ import pytest
 
 from tap_cronofy.changelog import ChangeLog
 from tap_cronofy.push.signature import HEADER, sign
-from tests.helpers import ROOT
+from tests.helpers import start_receiver
 
 SECRET = "rx-secret-123"
 
@@ -25,23 +21,9 @@ SECRET = "rx-secret-123"
 @pytest.fixture
 def receiver(tmp_path):
     log_path = tmp_path / "changes.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CRONOFY_")}
-    env.update(TAP_CRONOFY_CLIENT_SECRET=SECRET, TAP_CRONOFY_CHANGE_LOG=str(log_path))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tap_cronofy.push", "receive", "--port", "0", "--config", "ENV"],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = ""
-    while "Receiving" not in line:
-        line = process.stderr.readline()  # type: ignore[union-attr]
-        assert line, "the receiver exited"
-    base = re.search(r"http://(\S+):(\d+)", line)
-    assert base is not None
+    process, host, port = start_receiver(SECRET, log_path)
     ChangeLog(str(log_path)).add_channel("chn_1", "acc_1", "https://hooks.example", 0)
-    yield base[1], int(base[2]), log_path
+    yield host, port, log_path
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=20)
 
