@@ -6,7 +6,7 @@ READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 DEMO_PLUGINS := .meltano/.ready-demo
 
-.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards clean
+.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards bench-fleet-shards clean
 
 install: $(READY)
 
@@ -87,6 +87,10 @@ bench-receiver: $(READY)
 # One process against N shards sharing the quota, on a quota-bound fleet, then unbound.
 bench-shards: $(READY)
 	$(BIN)/python benchmarks/shards.py
+
+# A fleet of 100,000 accounts (BENCH_ACCOUNTS) as 8 shards under Dagster + Meltano, end to end.
+bench-fleet-shards: $(READY)
+	$(BIN)/python benchmarks/fleet_shards.py
 
 # A fleet before (BENCH_BASELINE) and after: requests per account per day, CPU/RSS per account.
 bench-fleet: $(READY)

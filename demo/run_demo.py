@@ -24,6 +24,7 @@ from demo.project import (
     meltano_state,
     stop_receiver,
 )
+from tap_cronofy.statecodec import expand
 
 WAREHOUSE = ROOT / "output" / "warehouse.duckdb"
 CHANGE_LOG = ROOT / "output" / "changes.db"
@@ -241,7 +242,7 @@ def main() -> None:
         print(f"\n  chart written to {picture.relative_to(ROOT)}")
         heading("State in Meltano's system database")
         for label, state in (("after run 1", before), ("after run 2", after)):
-            accounts = state["singer_state"]["bookmarks"]["free_busy"]["accounts"]
+            accounts = expand(state["singer_state"])["bookmarks"]["free_busy"]["accounts"]
             print(
                 f"  {label}: "
                 + ", ".join(f"{a}={s['replication_key_value']}" for a, s in accounts.items())

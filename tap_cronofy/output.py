@@ -11,6 +11,8 @@ import msgspec.json
 from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
 from singer_sdk.singerlib.encoding.simple import RecordMessage, StateMessage
 
+from tap_cronofy.statecodec import compact
+
 # As the SDK's msgspec writer encodes (its hook for other types, decimals as numbers),
 # straight into the buffer: a RECORD line costs one encode and no intermediate copies.
 _ENCODER = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
@@ -64,6 +66,8 @@ class StateFlushingWriter(MsgSpecWriter):
             self._held = message  # the live state: serialised when it goes out
             self.flush()  # the records so far go out at once, as without holding
             return
+        if isinstance(message, StateMessage):
+            message = StateMessage(value=compact(message.value))
         self._pending += self.format_message(message)
         if isinstance(message, StateMessage):
             self.states_written += 1
@@ -101,7 +105,7 @@ class StateFlushingWriter(MsgSpecWriter):
     def write_state_now(self, state: t.Mapping[str, t.Any]) -> None:
         """A STATE message now, with the records before it."""
         self._held = None
-        self._pending += self.format_message(StateMessage(value=dict(state)))
+        self._pending += self.format_message(StateMessage(value=compact(state)))
         self.states_written += 1
         self.flush()
 

@@ -32,6 +32,7 @@ from tap_cronofy.settings import (
     selection_errors,
     unknown_settings,
 )
+from tap_cronofy.statecodec import expand
 from tap_cronofy.streams import (
     AccountsStream,
     CalendarsStream,
@@ -103,6 +104,7 @@ class TapCronofy(Tap):
         if kwargs.get("validate_config", True) and (errors := check(self.config, os.environ)):
             raise ConfigValidationError("Config validation failed", errors=errors)
         self.state.setdefault("bookmarks", {})  # every STATE carries a bookmarks object
+        expand(self.state)  # as written, entries share values (statecodec): spelled out
 
     @cached_property
     def settings(self) -> Settings:

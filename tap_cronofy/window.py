@@ -74,8 +74,38 @@ class Bounds:
         return self.lower < self.upper and start_time < self.upper and end_time > self.lower
 
 
+SCOPE_SETTINGS = (
+    "calendar_ids",
+    "include_managed",
+    "localized_times",
+    "start_date",
+    "end_date",
+    "tzid",
+)  # the settings that decide which periods a whole-window query returns
+
+
 def scope_fingerprint(settings: Settings) -> str:
-    """Changes whenever the set of periods a whole-window query returns could change."""
+    """Changes whenever the set of periods a whole-window query returns could change: each
+    of SCOPE_SETTINGS with a short fingerprint of its value (``tzid=1a2b3c,...``), so a
+    change can be named. (As written, a value most accounts share costs one copy per
+    stream: statecodec.)"""
+    values = {
+        "calendar_ids": sorted(settings.calendar_ids),
+        "include_managed": settings.include_managed,
+        "localized_times": settings.localized_times,
+        "start_date": str(settings.start_date) if settings.start_date else None,
+        "end_date": str(settings.end_date) if settings.end_date else None,
+        "tzid": settings.tzid,
+    }
+    return ",".join(
+        f"{name}={hashlib.sha256(json.dumps(values[name]).encode()).hexdigest()[:6]}"
+        for name in SCOPE_SETTINGS
+    )
+
+
+def legacy_scope_fingerprint(settings: Settings) -> str:
+    """The one hash release 0.2 saved (the same scope, its settings unnamed): still taken
+    as equal, so an upgrade re-reads nothing."""
     scope = {
         "calendar_ids": sorted(settings.calendar_ids),
         "include_managed": settings.include_managed,
@@ -86,6 +116,17 @@ def scope_fingerprint(settings: Settings) -> str:
     }
     canonical = json.dumps(scope, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def scope_change(recorded: str, settings: Settings) -> list[str]:
+    """The scope settings whose value differs from the ``recorded`` fingerprint; all of
+    them when it does not name them (a fingerprint written before they were named)."""
+    current = dict(part.split("=", 1) for part in scope_fingerprint(settings).split(","))
+    parts = [part.split("=", 1) for part in recorded.split(",")]
+    before = dict(p for p in parts if len(p) == 2)
+    if set(before) != set(current):
+        return list(SCOPE_SETTINGS)
+    return [name for name in SCOPE_SETTINGS if before[name] != current[name]]
 
 
 def flag(value: bool) -> str:
@@ -159,11 +200,11 @@ def needs_full_read(state: t.Mapping[str, t.Any], settings: Settings) -> str | N
         return "first sync"
     if HORIZON not in state or SCOPE not in state:
         return "its state predates horizon tracking"
-    if state[SCOPE] != scope_fingerprint(settings):
-        return (
-            "the query scope changed (calendar_ids, include_managed, localized_times, "
-            "start_date, end_date or tzid)"
-        )
+    if state[SCOPE] not in (scope_fingerprint(settings), legacy_scope_fingerprint(settings)):
+        changed = scope_change(str(state[SCOPE]), settings)
+        if changed == list(SCOPE_SETTINGS):
+            return "the query scope changed (" + ", ".join(changed[:-1]) + " or tzid)"
+        return "the query scope changed: " + ", ".join(changed)
     return None
 
 

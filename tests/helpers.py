@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import copy
 import datetime as dt
 import json
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from simulator.core import DAYS_AHEAD, DAYS_BACK, Simulator
+from tap_cronofy.statecodec import expand
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,8 +85,10 @@ def costs(sim: Simulator) -> dict[str | None, collections.Counter]:
 
 
 def account_states(state: dict | None) -> dict[str, dict]:
-    """free_busy's state per account id, as a STATE message carries it."""
-    return ((state or {}).get("bookmarks", {}).get("free_busy", {})).get("accounts", {})
+    """free_busy's state per account id, as a STATE message carries it (values most
+    accounts share written once: spelled out here)."""
+    full = expand(copy.deepcopy(state or {}))
+    return (full.get("bookmarks", {}).get("free_busy", {})).get("accounts", {})
 
 
 def run_tap(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import typing as t
 
 from tap_cronofy.shards.shard import shard_of
+from tap_cronofy.statecodec import compact, expand
 
 ACCOUNTS = "accounts"  # a stream state's per-account entries (free_busy, calendars)
 BOOKMARKS = "bookmarks"
@@ -30,7 +32,8 @@ def reshard(
         raise ValueError(msg)
     merged: dict[str, dict[str, t.Any]] = {}
     for state in states:
-        for stream, value in (unwrap(state).get(BOOKMARKS) or {}).items():
+        full = expand(copy.deepcopy(unwrap(state)))  # entries spelled out (statecodec)
+        for stream, value in (full.get(BOOKMARKS) or {}).items():
             if not isinstance(value, t.Mapping):
                 continue
             into = merged.setdefault(stream, {})
@@ -53,7 +56,7 @@ def reshard(
             shard[BOOKMARKS][stream] = {**rest, ACCOUNTS: {}}
         for account_id, entry in value[ACCOUNTS].items():
             shards[shard_of(account_id, count)][BOOKMARKS][stream][ACCOUNTS][account_id] = entry
-    return shards
+    return [compact(shard) for shard in shards]
 
 
 def fresher(old: t.Any, new: t.Any) -> t.Any:

@@ -76,7 +76,7 @@ def test_the_fingerprint_ignores_order_and_unrelated_settings():
     a = settings(calendar_ids=["b", "a"], max_retries=2, lookback_seconds=1)
     b = settings(calendar_ids=["a", "b"])
     assert w.scope_fingerprint(a) == w.scope_fingerprint(b)
-    assert len(w.scope_fingerprint(a)) == 16
+    assert [p.split("=")[0] for p in w.scope_fingerprint(a).split(",")] == list(w.SCOPE_SETTINGS)
 
 
 def test_first_sync_reads_cronofys_own_window_with_deletions():
@@ -356,10 +356,20 @@ def test_today_near_midnight_moves_every_edge_together():
 
 def test_the_fingerprint_is_stable_across_releases():
     """Saved in every account's state: if its value changed, an upgrade would re-read every
-    account's whole window once. These values were saved by earlier releases."""
-    assert w.scope_fingerprint(settings()) == "e1cab9c2622d137e"
+    account's whole window once. These values were saved by earlier releases (0.2: one
+    hash, still taken as the same scope)."""
+    assert w.scope_fingerprint(settings()) == (
+        "calendar_ids=4f53cd,include_managed=b5bea4,localized_times=fcbcf1,"
+        "start_date=74234e,end_date=74234e,tzid=b1260a"
+    )
+    for s in (settings(), settings(calendar_ids=["b", "a"], start_date="2026-11-01")):
+        legacy = {"replication_key_value": BOOKMARK, w.HORIZON: "2027-06-19"}
+        legacy[w.SCOPE] = w.legacy_scope_fingerprint(s)
+        assert w.needs_full_read(legacy, s) is None
+        assert w.needs_full_read(legacy, settings(tzid="Asia/Tokyo")) is not None
+    assert w.legacy_scope_fingerprint(settings()) == "e1cab9c2622d137e"
     assert (
-        w.scope_fingerprint(
+        w.legacy_scope_fingerprint(
             settings(calendar_ids=["b", "a"], start_date="2026-11-01", tzid="Europe/Paris")
         )
         == "8328810d60db0b15"
@@ -376,6 +386,14 @@ def test_the_scope_change_reason_names_the_settings():
     assert w.needs_full_read(state, settings()) == (
         "the query scope changed (calendar_ids, include_managed, localized_times, "
         "start_date, end_date or tzid)"
+    )
+    state[w.SCOPE] = w.scope_fingerprint(settings())
+    assert w.needs_full_read(state, settings(tzid="Asia/Tokyo")) == (
+        "the query scope changed: tzid"
+    )
+    changed = settings(tzid="Asia/Tokyo", include_managed=False, calendar_ids=["cal_1"])
+    assert w.needs_full_read(state, changed) == (
+        "the query scope changed: calendar_ids, include_managed, tzid"
     )
 
 
