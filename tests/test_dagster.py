@@ -1,12 +1,17 @@
 """The Dagster project (orchestration/): four shards, each a partition run in-process by
 Dagster's own test API, each a real `meltano run` against the simulator into DuckDB. The
-union equals a one-process sync; a shard that fails mid-run is retried and resumes."""
+union equals a one-process sync; a shard killed (-9) mid-run is retried and resumes."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
+import signal
 import sys
+import threading
+import time
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -53,11 +58,40 @@ def test_a_shards_environment_names_its_shard_state_and_run_directory(tmp_path, 
     )
 
 
-def test_four_shards_under_dagster_load_what_one_process_does_and_a_failed_one_resumes(
+def tap_processes(shard: str) -> list[int]:
+    """The running tap processes of one shard (Meltano starts them with its environment)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours
+            continue
+        is_tap = any(a.endswith(b"/tap-cronofy") for a in argv[:2]) and b"--config" in argv
+        if is_tap and f"TAP_CRONOFY_SHARD={shard}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def kill_when_held(sim, shard: str, killed: list[int], timeout: float = 60) -> None:
+    """Once the simulator holds the shard's delayed query (its fault taken), kill -9 the
+    shard's tap: mid-run, records already sent, no state written since its start."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        taken = all(f.times == 0 for f in sim.faults)
+        if taken and (pids := tap_processes(shard)):
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            killed.extend(pids)
+            return
+        time.sleep(0.05)
+
+
+def test_four_shards_under_dagster_load_what_one_process_does_and_a_killed_one_resumes(
     sim, tmp_path, monkeypatch
 ):
     warehouse = tmp_path / "warehouse.duckdb"
-    settings = dict(sim.tap_config(sim.url), max_retries=1, backoff_factor_seconds=0.01)
+    settings = dict(sim.tap_config(sim.url), max_parallel_accounts=1)
     settings.pop("scheduling_request_ids")
     env = meltano_env(
         settings,
@@ -67,21 +101,30 @@ def test_four_shards_under_dagster_load_what_one_process_does_and_a_failed_one_r
     module = definitions(
         monkeypatch,
         **{k: v for k, v in env.items() if k.startswith(("TAP_CRONOFY_", "MELTANO_", "TARGET_"))},
-        CRONOFY_SHARDS="4",
+        CRONOFY_SHARDS="2",
         CRONOFY_RETRY_DELAY="0",
     )
     from tap_cronofy.shards.shard import shard_of
 
-    by_shard = {shard_of(a, 4): a for a in sorted(sim.accounts)}
-    failing_shard, failing = next(iter(by_shard.items()))
-    # its first attempt fails mid-run: the account's query is refused past its retries
-    sim.add_fault(status=500, path="/v1/free_busy", account_id=failing, times=2)
+    owned = {k: sorted(a for a in sim.accounts if shard_of(a, 2) == k) for k in range(2)}
+    killed_shard = next(k for k, ids in owned.items() if len(ids) >= 2)
+    # its first attempt is killed while Cronofy answers its last account: the accounts
+    # before it were read and sent on, and no STATE has gone out yet
+    last = owned[killed_shard][-1]
+    sim.add_fault(kind="delay", seconds=30, path="/v1/free_busy", account_id=last, times=1)
+    killed: list[int] = []
     instance = dg.DagsterInstance.ephemeral()
-    for shard in range(4):
+    for shard in range(2):
+        watcher = threading.Thread(
+            target=kill_when_held, args=(sim, f"{shard}/2", killed), daemon=True
+        )
+        if shard == killed_shard:
+            watcher.start()
         result = dg.materialize([module.cronofy_shard], partition_key=str(shard), instance=instance)
         assert result.success, shard
         retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
-        assert bool(retried) is (shard == failing_shard), shard
+        assert bool(retried) is (shard == killed_shard), shard
+    assert killed, "the shard's tap was killed mid-run"
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(
             "select account_id, calendar_id, event_uid from cronofy.free_busy "
@@ -89,5 +132,5 @@ def test_four_shards_under_dagster_load_what_one_process_does_and_a_failed_one_r
         ).fetchall()
     assert len(rows) == len(set(rows)) and set(rows) == expected_first_sync(sim)
     states = meltano("state", "list", env=env).stdout
-    for shard in range(4):
+    for shard in range(2):
         assert f"dev:tap-cronofy-to-target-duckdb:shard-{shard}" in states

@@ -4,10 +4,12 @@ re-sharding 4 to 8 and 8 to 3 without reading any account whole again."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from demo.project import BIN
 from simulator import Simulator, SimulatorServer
 from tap_cronofy.shards.shard import shard_of
 from tests.helpers import (
@@ -18,6 +20,7 @@ from tests.helpers import (
     run_tap,
     tap_config,
 )
+from tests.test_readme_commands import project_env, scratch_project
 
 FB = ["free_busy"]
 
@@ -163,3 +166,61 @@ def test_two_shards_of_one_meltano_project_run_side_by_side_each_with_its_own(
         assert held == {a for a in sim.accounts if shard_of(a, 2) == n}, n
         run_dir = ROOT / ".meltano-shards" / str(n) / "run" / "tap-cronofy"
         assert (run_dir / "tap.properties.json").exists(), "its catalog, in its own directory"
+
+
+def readme_resharding_block() -> str:
+    """The README's re-sharding commands, as written (the bash block under its heading)."""
+    text = (ROOT / "README.md").read_text()
+    after = text[text.index("**Re-sharding**") :]
+    return re.search(r"```bash\n(.*?)```", after, re.S).group(1)
+
+
+def test_the_readmes_resharding_loop_runs_as_written(tmp_path):
+    """`meltano state get` of 4 shards, `tap-cronofy-shards reshard --to 8`, `meltano
+    state set` of 8: the next run of each of the 8 shards reads every account incrementally,
+    each account's bookmark in exactly one of them."""
+    sim = Simulator(seed=8, accounts=12, events_per_account=5, page_size=100)
+    server = SimulatorServer(sim).start()
+    project = scratch_project(tmp_path)
+    env = project_env(tmp_path)
+    try:
+        config = tap_config(sim, server.url)
+        first = shard_runs(config, 4)
+        assert all(run.returncode == 0 for run in first)
+        for n, run in enumerate(first):
+            state_id = f"dev:tap-cronofy-to-target-postgres:shard-{n}"
+            value = json.dumps({"singer_state": run.state})
+            meltano = [str(BIN / "meltano"), "state", "set", "--force", state_id, value]
+            subprocess.run(meltano, cwd=project, env=env, check=True, capture_output=True)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", readme_resharding_block()],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "4 states -> 8 shards" in done.stdout
+        states = []
+        for n in range(8):
+            state_id = f"dev:tap-cronofy-to-target-postgres:shard-{n}"
+            got = subprocess.run(
+                [str(BIN / "meltano"), "state", "get", state_id],
+                cwd=project,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            states.append(json.loads(got.stdout)["singer_state"])
+        sim.advance(120)
+        sim.requests.clear()
+        runs = shard_runs(config, 8, states)
+        assert all(run.returncode == 0 for run in runs), [r.stderr[-1500:] for r in runs]
+        queries = [r["params"] for r in sim.requests if r["path"] == "/v1/free_busy"]
+        assert len(queries) == len(sim.accounts), "one query per account"
+        assert all("last_modified" in q for q in queries), "incremental: none read whole"
+        held = [a for run in runs for a in account_states(run.state)]
+        assert sorted(held) == sorted(sim.accounts), "every bookmark kept, each once"
+    finally:
+        server.stop()
