@@ -642,6 +642,8 @@ class Simulator:
                     account.token_issued = self.now()
                     if self.rotate_refresh_tokens:
                         account.refresh_token = f"sim-rt-r-{secrets.token_hex(12)}"
+                    for kind in ("access_token", "refresh_token"):  # no index rebuild per token
+                        self._token_index.setdefault(kind, {})[getattr(account, kind)] = account
                     return {
                         "token_type": "bearer",
                         "access_token": account.access_token,
