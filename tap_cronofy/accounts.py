@@ -119,6 +119,7 @@ class AccountCredential:
         self._lock = threading.Lock()
         self._refreshed: set[str] = set()
         self.refresh_count = 0
+        self.scope: str | None = None  # what the last refresh granted, as Cronofy says it
         self.failure: AccountError | None = None
         for secret in (account.access_token, account.refresh_token, settings.client_secret):
             SECRETS.add(secret)
@@ -214,6 +215,8 @@ class AccountCredential:
             )
         self._application.accepted = True
         token = reply.body["access_token"]
+        scope = reply.body.get("scope")
+        self.scope = scope if isinstance(scope, str) else None
         SECRETS.add(token)
         rotated = reply.body.get("refresh_token")
         if isinstance(rotated, str) and rotated and rotated != self._refresh_token:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import logging
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ from functools import cached_property
 import click
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.logging import StructuredFormatter
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from tap_cronofy.accounts import APP_REFUSED, Accounts
@@ -168,9 +170,8 @@ class TapCronofy(Tap):
         if errors := selection_errors(self.settings, selected):
             for error in errors:
                 self.logger.error(error)
-            self.logger.error(
-                "Config validation failed: %s Nothing was requested from Cronofy.",
-                " ".join(errors),
+            self.last_words(
+                f"Config validation failed: {' '.join(errors)} Nothing was requested from Cronofy."
             )
             return 1
         code = 0
@@ -223,26 +224,24 @@ class TapCronofy(Tap):
             first = sorted(failed)[0]
             more = f" ({len(failed) - 1} more listed above)" if len(failed) > 1 else ""
             if refused:
-                self.logger.error(  # one cause, said once, last
-                    "%d account(s) failed: %s. %s",
-                    len(failed),
-                    ", ".join(sorted(failed)[:3]) + (", ..." if len(failed) > 3 else ""),
-                    APP_REFUSED,
+                self.last_words(  # one cause, said once, last
+                    f"{len(failed)} account(s) failed: "
+                    + ", ".join(sorted(failed)[:3])
+                    + (", ..." if len(failed) > 3 else "")
+                    + f". {APP_REFUSED}"
                 )
                 return 1
-            self.logger.error(  # the last line: all that Meltano's `config test` shows
-                "%d account(s) failed: %s. %s. %s: %s%s",
-                len(failed),
-                ", ".join(sorted(failed)),
-                others,
-                first,
-                failed[first],
-                more,
+            self.last_words(
+                f"{len(failed)} account(s) failed: {', '.join(sorted(failed))}. {others}. "
+                f"{first}: {failed[first]}{more}"
             )
             code = 1
-        if fatal is not None:  # said again last: all that Meltano's `config test` shows
-            self.logger.error("Stopped: %s", fatal)
+        if fatal is not None:
+            self.last_words(f"Stopped: {fatal}")
         return code
+
+    def last_words(self, message: str) -> None:
+        last_words(self.logger, message)
 
     @classmethod
     def get_singer_command(cls) -> click.Command:
@@ -282,12 +281,25 @@ class TapCronofy(Tap):
             errors = [readable(error) for error in exc.errors]
             for error in errors:
                 cls.logger.error("%s", error)
-            cls.logger.error("Config validation failed: %s", " ".join(errors))
+            last_words(cls.logger, "Config validation failed: " + " ".join(errors))
             sys.exit(1)
         sys.exit(tap.run())
 
 
 _NOT_MATCHING = re.compile(r"^'(?P<value>\s*)' does not match .* in config\['(?P<name>[^']+)'\]$")
+
+
+def last_words(logger: logging.Logger, message: str) -> None:
+    """A run's closing error, logged; and when the logs are JSON (Meltano's
+    SINGER_SDK_LOG_CONFIG), also as the plain last line of stderr: the one line `meltano
+    config test` shows, so a person reads the message, not a JSON record."""
+    logger.error("%s", message)
+    handlers = [*logging.getLogger().handlers, *logger.handlers]
+    if any(isinstance(h.formatter, StructuredFormatter) for h in handlers):
+        for handler in handlers:
+            handler.flush()
+        sys.stderr.write(SECRETS.redact(message) + "\n")
+        sys.stderr.flush()
 
 
 def readable(error: str) -> str:

@@ -144,9 +144,9 @@ def test_resharding_keeps_every_entry_once_in_its_new_shard(before, count, data)
     assert {s["bookmarks"]["calendars"]["last_run"] for s in after} == {"2026-12-01T00:00:00Z"}
     back = reshard(after, len(states))
     for stream in ("free_busy", "calendars"):
-        assert [entries(s, stream) for s in back] == [
-            entries(s, stream) for s in states
-        ], "4 -> 8 -> 4 gives the same states back"
+        assert [entries(s, stream) for s in back] == [entries(s, stream) for s in states], (
+            "4 -> 8 -> 4 gives the same states back"
+        )
 
 
 def test_of_two_entries_for_one_account_the_freshest_is_kept():
