@@ -16,8 +16,8 @@ from functools import cached_property
 import click
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.logging import StructuredFormatter
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+from singer_sdk.logging import StructuredFormatter
 
 from tap_cronofy.accounts import APP_REFUSED, Accounts
 from tap_cronofy.budget import RunBudget
@@ -106,7 +106,9 @@ class TapCronofy(Tap):
         if kwargs.get("validate_config", True) and (errors := check(self.config, os.environ)):
             raise ConfigValidationError("Config validation failed", errors=errors)
         self.state.setdefault("bookmarks", {})  # every STATE carries a bookmarks object
-        expand(self.state)  # as written, entries share values (statecodec): spelled out
+        expand(
+            t.cast(dict, self.state)
+        )  # as written, entries share values (statecodec): spelled out
 
     @cached_property
     def settings(self) -> Settings:
