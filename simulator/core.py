@@ -205,6 +205,7 @@ class Simulator:
         self.requests: list[dict] = []
         self.log_bodies = True
         self._token_index: dict[str, dict[str, Account]] = {}
+        self._codes: dict[str, tuple[str, str]] = {}  # authorization code -> account, redirect
         # Answers that do not say whose they are (the tap must then look the account up):
         self.embed_userinfo = True  # free_busy honours include_userinfo
         self.calendars_sub = True  # /v1/calendars carries the account's sub
@@ -626,8 +627,58 @@ class Simulator:
         index.update((getattr(a, kind), a) for a in self.accounts.values())
         return index.get(token)
 
+    def authorize_url(self, query: dict[str, str]) -> str:
+        """``GET /oauth/authorize`` (Cronofy's app host): the user consents at once, which
+        connects a new calendar account with the scopes asked for; the answer is where the
+        browser goes next, the redirect URI with ``code`` and ``state``."""
+        from urllib.parse import urlencode
+
+        with self.lock:
+            if query.get("response_type") != "code" or query.get("client_id") != self.client_id:
+                raise APIError(400, {"error": "invalid_request"})
+            redirect = query.get("redirect_uri") or ""
+            if not redirect.startswith(("http://", "https://")):
+                raise APIError(400, {"error": "invalid_request"})
+            index = len(self.accounts)
+            account = self.add_account(random.Random(index), index, 5)
+            account.scopes = set((query.get("scope") or "").split())
+            code = f"sim-code-{secrets.token_hex(12)}"
+            self._codes[code] = (account.account_id, redirect)
+            joiner = "&" if "?" in redirect else "?"
+            return redirect + joiner + urlencode({"code": code, "state": query.get("state", "")})
+
+    def exchange_code(self, body: dict) -> dict:
+        """``grant_type=authorization_code``: a code (once, with the same redirect URI) for
+        the account's tokens, its id (``account_id`` and ``sub``) and linking profile."""
+        with self.lock:
+            if body.get("client_id") != self.client_id or (
+                body.get("client_secret") != self.client_secret
+            ):
+                raise APIError(400, {"error": "invalid_client"})
+            account_id, redirect = self._codes.pop(str(body.get("code")), ("", ""))
+            if not account_id or body.get("redirect_uri") != redirect:
+                raise APIError(400, {"error": "invalid_grant"})
+            account = self.accounts[account_id]
+            account.token_issued = self.now()
+            return {
+                "token_type": "bearer",
+                "access_token": account.access_token,
+                "expires_in": self.token_lifetime,
+                "refresh_token": account.refresh_token,
+                "scope": " ".join(sorted(account.scopes)),
+                "account_id": account.account_id,
+                "sub": account.account_id,
+                "linking_profile": {
+                    "provider_name": "google",
+                    "profile_id": f"pro_{account.account_id[4:]}",
+                    "profile_name": account.email,
+                },
+            }
+
     def refresh(self, body: dict) -> dict:
         with self.lock:
+            if body.get("grant_type") == "authorization_code":
+                return self.exchange_code(body)
             if body.get("grant_type") != "refresh_token":
                 raise APIError(400, {"error": "unsupported_grant_type"})
             if (

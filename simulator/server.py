@@ -108,6 +108,14 @@ class Handler(BaseHTTPRequestHandler):
         except APIError as error:
             self.send_json(error.status, error.body, error.headers)
             return
+        if status == 302:  # the authorization page sends the browser on
+            if self._entry is not None:
+                self._entry["status"] = 302
+            self.send_response(302)
+            self.send_header("Location", answer["location"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_json(status, answer)
 
     def inject(self, fault: Fault) -> bool:
@@ -166,6 +174,9 @@ class Handler(BaseHTTPRequestHandler):
             return 200, self.sim.calendars(self.sim.authorize(token))
         if method == "GET" and path == "/v1/userinfo":
             return 200, self.sim.userinfo(self.sim.authorize(token))
+        if method == "GET" and path == "/oauth/authorize":
+            query_args = {k: v[0] for k, v in parse_qs(query).items()}
+            return 302, {"location": self.sim.authorize_url(query_args)}
         if method == "POST" and path == "/oauth/token":
             return 200, self.sim.refresh(parse_body(body, self.headers.get("Content-Type")))
         if path == "/v1/channels" and method == "POST":
