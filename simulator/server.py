@@ -7,6 +7,7 @@ import email.utils
 import json
 import threading
 import time
+import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -112,7 +113,7 @@ class Handler(BaseHTTPRequestHandler):
             if self._entry is not None:
                 self._entry["status"] = 302
             self.send_response(302)
-            self.send_header("Location", answer["location"])
+            self.send_header("Location", t.cast(dict, answer)["location"])
             self.send_header("Content-Length", "0")
             self.end_headers()
             return

@@ -291,6 +291,22 @@ class TapCronofy(Tap):
 _NOT_MATCHING = re.compile(r"^'(?P<value>\s*)' does not match .* in config\['(?P<name>[^']+)'\]$")
 
 
+def load(configs: list[str]) -> TapCronofy:
+    """The tap for a sibling command (tap-cronofy-push, tap-cronofy-check), its settings
+    checked as a run's are (``ENV``: from TAP_CRONOFY_* variables, as Meltano passes them);
+    invalid settings exit 1 with the readable message, before any request."""
+    files = [c for c in configs if c != "ENV"]
+    try:
+        return TapCronofy(
+            config=files or None,
+            parse_env_config="ENV" in configs or not files,
+            validate_config=True,
+        )
+    except ConfigValidationError as exc:
+        logging.getLogger("tap_cronofy").error("%s", " ".join(readable(e) for e in exc.errors))
+        sys.exit(1)
+
+
 def last_words(logger: logging.Logger, message: str) -> None:
     """A run's closing error, logged; and when the logs are JSON (Meltano's
     SINGER_SDK_LOG_CONFIG), also as the plain last line of stderr: the one line `meltano

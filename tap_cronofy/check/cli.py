@@ -10,7 +10,6 @@ import time
 import typing as t
 
 from tap_cronofy.check.probe import Result, application_line, probe, unnamed
-from tap_cronofy.push.cli import load_tap
 from tap_cronofy.redact import install_log_redaction
 from tap_cronofy.report import plural
 
@@ -61,7 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     install_log_redaction()
     args = parser().parse_args(argv)
-    tap = load_tap(args.config or ["ENV"])
+    from tap_cronofy.tap import load
+
+    tap = load(args.config or ["ENV"])
     accounts, client = tap.accounts, tap.client
     ids = accounts.ids()
     results: list[Result] = []

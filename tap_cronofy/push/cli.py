@@ -23,22 +23,9 @@ LOGGER = logging.getLogger("tap_cronofy.push")
 
 
 def load_tap(configs: list[str]) -> TapCronofy:
-    """The tap, its settings checked as a run's are (``ENV``: from TAP_CRONOFY_* variables,
-    as Meltano passes them)."""
-    from singer_sdk.exceptions import ConfigValidationError
+    from tap_cronofy.tap import load
 
-    from tap_cronofy.tap import TapCronofy, readable
-
-    files = [c for c in configs if c != "ENV"]
-    try:
-        return TapCronofy(
-            config=files or None,
-            parse_env_config="ENV" in configs or not files,
-            validate_config=True,
-        )
-    except ConfigValidationError as exc:
-        fail(" ".join(readable(e) for e in exc.errors))
-        raise  # not reached
+    return load(configs)
 
 
 def fail(message: str) -> t.NoReturn:
