@@ -55,21 +55,47 @@ def terminal(days: list[dt.date], series: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+# The glyphs of the simulator's CJK names, cut from WenQuanYi Micro Hei (Apache-2.0:
+# demo/fonts/LICENSE), so the chart draws every name on any machine.
+CJK_FONT = Path(__file__).resolve().parent / "fonts" / "wqy-microhei-demo-subset.ttf"
+
+
+def with_cjk_fallback() -> list[str]:
+    """Matplotlib's font families: its default first, then the shipped CJK subset, which
+    matplotlib falls back to glyph by glyph."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    font_manager.fontManager.addfont(str(CJK_FONT))
+    cjk = font_manager.FontProperties(fname=str(CJK_FONT)).get_name()
+    default = list(matplotlib.rcParams["font.family"])
+    family = [*[f for f in default if f != cjk], cjk]
+    matplotlib.rcParams["font.family"] = family
+    return family
+
+
+def drawable(name: str, family: list[str]) -> bool:
+    """Whether some font of ``family`` has each character of ``name``."""
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.ft2font import FT2Font
+
+    fonts = [FT2Font(findfont(FontProperties(family=[f]))) for f in family]
+    return all(any(font.get_char_index(ord(ch)) for font in fonts) for ch in name if ch != " ")
+
+
 def png(days: list[dt.date], series: dict[str, list[float]], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.font_manager import FontProperties, findfont
-    from matplotlib.ft2font import FT2Font
 
-    font = FT2Font(findfont(FontProperties()))
+    family = with_cjk_fallback()
 
     def label(name: str) -> str:
-        """The name, or a transliteration-free stand-in when the font lacks its glyphs."""
-        if all(font.get_char_index(ord(ch)) for ch in name):
+        """The name, or a stand-in when no font here has its glyphs (not the demo's)."""
+        if drawable(name, family):
             return name
-        return f"account {list(series).index(name) + 1} (name needs a CJK font)"
+        return f"account {list(series).index(name) + 1} (no font here draws its name)"
 
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
     count = max(len(series), 1)
