@@ -62,6 +62,8 @@ Example config.json:
    "accounts_file": "accounts.json", "tzid": "Europe/London"}
 Run: tap-cronofy --config config.json > out.jsonl  (the last STATE line is the state
 to pass back with --state next time)
+Check every account's credentials first: tap-cronofy-check --config config.json
+(under Meltano: meltano invoke tap-cronofy:check).
 Sibling commands: tap-cronofy-push receive|channels|prune (change-driven sync),
 tap-cronofy-shards reshard (scale-out). Docs: README.md."""
 

@@ -60,6 +60,8 @@ def test_help_says_what_the_tap_does_and_how_to_start():
         "Example config.json",
         "tap-cronofy-push",
         "tap-cronofy-shards",
+        "tap-cronofy-check --config config.json",
+        "meltano invoke tap-cronofy:check",
         "--state",
     ):
         assert needed in text, needed

@@ -71,6 +71,8 @@ def test_every_readme_meltano_command_runs(sim, tmp_path):
             ["bash", "-c", line], cwd=project, env=env, capture_output=True, text=True
         )
         assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+        if line.startswith("meltano invoke tap-cronofy:check"):
+            assert result.stdout.splitlines()[-1] == "1 account checked: all ok.", result.stdout
         if line.startswith("meltano config list"):
             assert "access_token" in result.stdout
             assert account.access_token not in result.stdout, "sensitive values are hidden"
