@@ -7,8 +7,8 @@ The accounts come from an `accounts_file`; the Cronofy quota is lifted (a first 
 
 fleet: A accounts, N shards under Dagster + Meltano into DuckDB: T s (shards a to b s);
     requests = R (r per account); 429 answers = Z; rows equal to Cronofy's: yes|no;
-    every account in exactly one shard's state: yes|no; state bytes per account = S
-    (largest shard state M MiB)
+    every account in exactly one shard's state: yes|no; state bytes per account = S,
+    spelled out S0 (largest shard state M MiB)
 (one line: wrapped here only).
 
     make bench-fleet-shards      (100,000 accounts: about an hour on 2 cores)
@@ -17,6 +17,7 @@ fleet: A accounts, N shards under Dagster + Meltano into DuckDB: T s (shards a t
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import os
@@ -33,6 +34,7 @@ import duckdb  # noqa: E402
 
 from demo.project import meltano, meltano_env  # noqa: E402
 from simulator import Simulator, SimulatorServer  # noqa: E402
+from tap_cronofy.statecodec import expand  # noqa: E402
 from tests.helpers import expected_first_sync  # noqa: E402
 
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "100000"))
@@ -92,12 +94,14 @@ def run(sim: Simulator, url: str, tmp: Path) -> None:
         ).fetchall()
     equal = len(rows) == len(set(rows)) and set(rows) == expected_first_sync(sim)
     seen: list[str] = []
-    sizes = []
+    sizes, spelled = [], []
     for shard in range(SHARDS):
         state_id = f"dev:tap-cronofy-to-target-duckdb:shard-{shard}"
         text = meltano("--log-level=warning", "state", "get", state_id, env=env).stdout
         value = json.loads(text)
         sizes.append(len(json.dumps(value, separators=(",", ":"))))
+        full = expand(copy.deepcopy(value["singer_state"]))  # as before statecodec
+        spelled.append(len(json.dumps({"singer_state": full}, separators=(",", ":"))))
         seen += list(value["singer_state"]["bookmarks"]["free_busy"]["accounts"])
     once = len(seen) == len(set(seen)) and set(seen) == set(sim.accounts)
     print(
@@ -106,8 +110,8 @@ def run(sim: Simulator, url: str, tmp: Path) -> None:
         f"{requests} ({requests / ACCOUNTS:.2f} per account); 429 answers = "
         f"{sim.rate_limited_count}; rows equal to Cronofy's: {'yes' if equal else 'no'}; "
         f"every account in exactly one shard's state: {'yes' if once else 'no'}; state "
-        f"bytes per account = {sum(sizes) / ACCOUNTS:.0f} (largest shard state "
-        f"{max(sizes) / 2**20:.1f} MiB)",
+        f"bytes per account = {sum(sizes) / ACCOUNTS:.0f}, spelled out "
+        f"{sum(spelled) / ACCOUNTS:.0f} (largest shard state {max(sizes) / 2**20:.1f} MiB)",
         flush=True,
     )
 
