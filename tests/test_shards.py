@@ -224,3 +224,52 @@ def test_the_readmes_resharding_loop_runs_as_written(tmp_path):
         assert sorted(held) == sorted(sim.accounts), "every bookmark kept, each once"
     finally:
         server.stop()
+
+
+def test_the_readmes_shard_line_runs_as_written_holding_only_its_shard(tmp_path, postgres):
+    """`TAP_CRONOFY_SHARD=3/16 meltano run --state-id-suffix shard-3 tap-cronofy
+    target-postgres`, as the README has it: loads and keeps only shard 3's accounts."""
+    sim = Simulator(seed=9, accounts=48, events_per_account=2, page_size=100)
+    server = SimulatorServer(sim).start()
+    text = (ROOT / "README.md").read_text()
+    after = text[text.index("Each shard is the same configuration plus two settings") :]
+    line = re.search(r"```bash\n(.*?)```", after, re.S).group(1)
+    assert "TAP_CRONOFY_SHARD=3/16" in line
+    project = scratch_project(tmp_path)
+    try:
+        settings = tap_config(sim, server.url)
+        settings.pop("scheduling_request_ids", None)
+        env = project_env(tmp_path)
+        for name, value in settings.items():
+            text_value = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+            env[f"TAP_CRONOFY_{name.upper()}"] = text_value
+        env.update(
+            TARGET_POSTGRES_HOST="127.0.0.1",
+            TARGET_POSTGRES_PORT=str(postgres.port),
+            TARGET_POSTGRES_USER=postgres.user,
+            TARGET_POSTGRES_PASSWORD="unused",
+            TARGET_POSTGRES_DATABASE="postgres",
+        )
+        done = subprocess.run(
+            ["bash", "-c", line], cwd=project, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        got = subprocess.run(
+            [str(BIN / "meltano"), "state", "get", "dev:tap-cronofy-to-target-postgres:shard-3"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        held = set(account_states(json.loads(got.stdout)["singer_state"]))
+        mine = {a for a in sim.accounts if shard_of(a, 16) == 3}
+        assert mine and held == mine
+        import psycopg
+
+        dsn = f"host=127.0.0.1 port={postgres.port} user={postgres.user} dbname=postgres"
+        with psycopg.connect(dsn) as con:
+            loaded = {r[0] for r in con.execute("select account_id from cronofy.free_busy")}
+        assert loaded == mine
+    finally:
+        server.stop()
