@@ -67,3 +67,24 @@ def test_the_table_of_contents_lists_every_section_and_only_real_headings():
     # every in-page link of the README goes to a heading that exists
     for target in re.findall(r"\]\(#([^)]+)\)", body):
         assert target in anchors, target
+
+
+def test_the_example_state_is_as_the_tap_writes_it():
+    """Spelled out and written again, the README's example state comes back unchanged, and
+    its scope is the default settings' fingerprint."""
+    import copy
+    import json
+
+    from tap_cronofy.settings import Settings
+    from tap_cronofy.statecodec import compact, expand
+    from tap_cronofy.window import scope_fingerprint
+
+    text = (ROOT / "README.md").read_text()
+    after = text[text.index("**As written, values most accounts share are said once.**") :]
+    example = json.loads(re.search(r"```json\n(.*?)```", after, re.S).group(1))
+    full = expand(copy.deepcopy(example))
+    second = full["bookmarks"]["free_busy"]["accounts"]["acc_64b17d868090ea21640c914c"]
+    assert "full_read" not in second and second["horizon"] == "2027-06-09"
+    assert compact(full) == example
+    settings = Settings.from_config({"access_token": "t"})
+    assert second["scope"] == scope_fingerprint(settings)
