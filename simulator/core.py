@@ -255,6 +255,7 @@ class Simulator:
             self.accounts = {}
             self._queries.clear()
             self._pages.clear()
+            self._codes.clear()
             for index in range(accounts):
                 self.add_account(rng, index, events_per_account)
             self.scheduling = {}

@@ -2,19 +2,28 @@
 
 An hourly run leaves nearly every account of a stream with the same bookmark, scope,
 horizon and day of last full read, so a STATE line spelled out per account repeats them
-100,000 times. ``compact`` moves each such value into the stream's ``shared`` entry (the
-value most entries hold, when at least two do) and keeps in an entry only what differs:
-a different value, or ``null`` where the entry has no such key. ``expand`` undoes it, in
-place, when a state is loaded. A state written before (no ``shared``) expands to itself.
+100,000 times. ``compact`` writes such values once, in the stream's ``shared`` object under
+a digest of their content (``{"3fa9c1e07b2d": {...}}``), and each account's entry as a list:
+the digest of the values it shares, then (when any) an object of what differs from them, a
+different value or ``null`` where the entry has no such key. Every object entry is written
+so, even when nothing is shared. ``expand`` undoes it, in place,
+when a state is loaded; an entry written before (an object) reads as it is.
+
+Why lists and digests: Meltano merges a failed run's partial state onto the last complete
+one key by key, recursing into objects. A list is replaced whole, and a digest names the
+very values an entry was written against, so a merged state still expands to each
+account's own entry, whichever run wrote it.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
+import json
 import typing as t
 
 ACCOUNTS = "accounts"  # a stream state's per-account entries (free_busy, calendars)
-SHARED = "shared"  # a stream state's values shared by most of its entries
+SHARED = "shared"  # a stream state's shared values, by the digest of their content
 BOOKMARKS = "bookmarks"
 
 
@@ -37,7 +46,8 @@ def expand(state: dict[str, t.Any]) -> dict[str, t.Any]:
     if isinstance(bookmarks, dict):
         for value in bookmarks.values():
             if _has_accounts(value):
-                expand_stream(value)
+                value[ACCOUNTS] = _expanded_entries(value)
+                value.pop(SHARED, None)
     return state
 
 
@@ -45,35 +55,58 @@ def compact_stream(value: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     entries = _expanded_entries(value)
     shared = _shared(entries.values())
     out = {k: v for k, v in value.items() if k not in (ACCOUNTS, SHARED)}
-    if shared:
-        out[SHARED] = shared
-    out[ACCOUNTS] = {account_id: _difference(e, shared) for account_id, e in entries.items()}
+    digest = _digest(shared)  # even of nothing: every entry a list, as Meltano's merge needs
+    out[SHARED] = {digest: shared}
+    out[ACCOUNTS] = {
+        account_id: _written(entry, digest, shared) for account_id, entry in entries.items()
+    }
     return out
-
-
-def expand_stream(value: dict[str, t.Any]) -> None:
-    value[ACCOUNTS] = _expanded_entries(value)
-    value.pop(SHARED, None)
 
 
 def _has_accounts(value: t.Any) -> bool:
     return isinstance(value, t.Mapping) and isinstance(value.get(ACCOUNTS), t.Mapping)
 
 
+def _digest(values: t.Mapping[str, t.Any]) -> str:
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _written(entry: t.Any, digest: str, shared: t.Mapping[str, t.Any]) -> t.Any:
+    """An entry as written: ``[digest]`` or ``[digest, differences]``; a non-object as is."""
+    if not isinstance(entry, t.Mapping):
+        return entry
+    differs = {k: v for k, v in entry.items() if not (k in shared and _same(v, shared[k]))}
+    differs.update((k, None) for k in shared if k not in entry)
+    return [digest, differs] if differs else [digest]
+
+
 def _expanded_entries(value: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     shared = value.get(SHARED)
-    entries = value[ACCOUNTS]
-    if not isinstance(shared, t.Mapping) or not shared:
-        return dict(entries)
+    bases = shared if isinstance(shared, t.Mapping) else {}
     out = {}
-    for account_id, entry in entries.items():
-        if not isinstance(entry, t.Mapping):
-            out[account_id] = entry
+    for account_id, entry in value[ACCOUNTS].items():
+        if not _is_written(entry):
+            out[account_id] = entry  # an object as spelled out before, or not ours
             continue
-        full = {k: v for k, v in shared.items() if k not in entry}
-        full.update((k, v) for k, v in entry.items() if not (k in shared and v is None))
+        base = bases.get(entry[0])
+        if not isinstance(base, t.Mapping):  # its values are lost: read it whole again
+            out[account_id] = {}
+            continue
+        differs = entry[1] if len(entry) > 1 else {}
+        full = {k: v for k, v in base.items() if k not in differs}
+        full.update((k, v) for k, v in differs.items() if not (k in base and v is None))
         out[account_id] = full
     return out
+
+
+def _is_written(entry: t.Any) -> bool:
+    return (
+        isinstance(entry, list)
+        and len(entry) in (1, 2)
+        and isinstance(entry[0], str)
+        and (len(entry) == 1 or isinstance(entry[1], t.Mapping))
+    )
 
 
 def _shared(entries: t.Iterable[t.Any]) -> dict[str, t.Any]:
@@ -95,14 +128,6 @@ def _shared(entries: t.Iterable[t.Any]) -> dict[str, t.Any]:
         if seen >= 2 and key not in with_null:
             shared[key] = value
     return shared
-
-
-def _difference(entry: t.Any, shared: t.Mapping[str, t.Any]) -> t.Any:
-    if not isinstance(entry, t.Mapping):
-        return entry
-    out = {k: v for k, v in entry.items() if not (k in shared and _same(v, shared[k]))}
-    out.update((k, None) for k in shared if k not in entry)
-    return out
 
 
 def _same(a: t.Any, b: t.Any) -> bool:

@@ -228,6 +228,8 @@ class TapCronofy(Tap):
             first = sorted(failed)[0]
             more = f" ({len(failed) - 1} more listed above)" if len(failed) > 1 else ""
             if refused:
+                if fatal is not None:  # scheduling_requests: said before the one cause
+                    self.logger.error("Stopped: %s", fatal)
                 self.last_words(  # one cause, said once, last
                     f"{len(failed)} account(s) failed: "
                     + ", ".join(sorted(failed)[:3])

@@ -98,7 +98,7 @@ def scope_fingerprint(settings: Settings) -> str:
         "tzid": settings.tzid,
     }
     return ",".join(
-        f"{name}={hashlib.sha256(json.dumps(values[name]).encode()).hexdigest()[:6]}"
+        f"{name}={hashlib.sha256(json.dumps(values[name]).encode()).hexdigest()[:8]}"
         for name in SCOPE_SETTINGS
     )
 

@@ -97,3 +97,24 @@ def test_meltano_config_test_shows_the_message_a_person_reads(sim, tmp_path):
         "Config validation failed: `tzid` must be an IANA time zone such as Etc/UTC or "
         "Europe/Paris, got 'Mars/Base'."
     )
+
+
+def test_with_identity_the_check_finds_tokens_filed_under_the_wrong_account(sim, tmp_path):
+    config = tap_config(sim, sim.url)
+    first, second = config["accounts"][0], config["accounts"][1]
+    for key in ("access_token", "refresh_token"):  # swapped, as a copy-paste slip would
+        first[key], second[key] = second[key], first[key]
+    assert check(config, tmp_path).returncode == 0, "a refresh alone cannot tell"
+    path = tmp_path / "config.json"
+    done = subprocess.run(
+        [str(BIN / "tap-cronofy-check"), "--config", str(path), "--identity"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    found = rows(done)
+    for mine, theirs in ((first, second), (second, first)):
+        ok, why = found[mine["account_id"]]
+        assert ok == "NO" and f"belongs to {theirs['account_id']}" in why
+    assert "Parsing" not in done.stderr, "no line per setting before the table"

@@ -65,3 +65,20 @@ def test_help_says_what_the_tap_does_and_how_to_start():
         "--state",
     ):
         assert needed in text, needed
+
+
+def test_a_wrong_client_secret_also_used_for_scheduling_requests_is_not_blamed_on_them(sim):
+    """With no scheduler_client_secret, scheduling_requests sends client_secret: refused,
+    it says so (not "set up an Internal Application"), and the last line stays the one
+    cause, the application's credentials."""
+    ids = sim.tap_config(sim.url)["scheduling_request_ids"][:3]
+    config = tap_config(
+        sim, sim.url, client_secret="not-the-app-secret", scheduling_request_ids=ids
+    )
+    run = run_tap(config)
+    assert run.returncode == 1
+    assert "scheduler_client_secret is not set, so client_secret was sent, and refused" in (
+        run.stderr
+    )
+    last = run.stderr.strip().splitlines()[-1]
+    assert "`client_id`/`client_secret`" in last and "invalid_client" in last

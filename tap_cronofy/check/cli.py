@@ -32,6 +32,13 @@ def parser() -> argparse.ArgumentParser:
         help="the tap's config file (repeatable), or ENV for TAP_CRONOFY_* variables "
         "(as Meltano passes them)",
     )
+    parser.add_argument(
+        "--identity",
+        action="store_true",
+        help="also ask each account with refresh credentials whose token it is (one more "
+        "request each): finds tokens filed under the wrong account_id, which a refresh "
+        "alone does not (every run checks it anyway, and loads nothing from such a token)",
+    )
     return parser
 
 
@@ -58,6 +65,7 @@ def summary(results: t.Sequence[Result], app: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("singer_sdk").setLevel(logging.WARNING)  # not a line per setting
     install_log_redaction()
     args = parser().parse_args(argv)
     from tap_cronofy.tap import load
@@ -70,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         results.append(unnamed(tap.report.failed_accounts))
     last = time.monotonic()
     for done, account_id in enumerate(ids, 1):
-        results.append(probe(account_id, accounts, client))
+        results.append(probe(account_id, accounts, client, identity=args.identity))
         if time.monotonic() - last >= PROGRESS_SECONDS or done == len(ids):
             failed = sum(not r.ok for r in results)
             LOGGER.info("checked %d/%d accounts (%d need attention)", done, len(ids), failed)

@@ -23,10 +23,14 @@ class Result:
     why: str  # "ok", or what is wrong, with what to do
 
 
-def probe(account_id: str, accounts: Accounts, client: CronofyClient) -> Result:
+def probe(
+    account_id: str, accounts: Accounts, client: CronofyClient, *, identity: bool = False
+) -> Result:
     """With refresh credentials: one token refresh (client_id, client_secret and the
     refresh token all proven; a rotated refresh token is saved as in a run), the scope it
-    grants checked. Without: one ``/v1/userinfo``, the token proven to be the account's."""
+    grants checked; with ``identity``, one ``/v1/userinfo`` more, which proves the token is
+    the account's own (a refresh does not say whose it is). Without refresh credentials:
+    one ``/v1/userinfo``, the token proven to be the account's."""
     try:
         credential = accounts.credential(account_id)
         if credential.can_refresh:
@@ -36,7 +40,10 @@ def probe(account_id: str, accounts: Accounts, client: CronofyClient) -> Result:
             scope = credential.scope
             if scope is not None and not FREE_BUSY_SCOPES & set(scope.split()):
                 return Result(account_id, False, f"granted {scope!r}. {ADVICE[403]}")
-            return Result(account_id, True, "ok: token refreshed")
+            if not identity:
+                return Result(account_id, True, "ok: token refreshed")
+            accounts.verify(account_id, accounts.userinfo(account_id).get("sub"))
+            return Result(account_id, True, "ok: token refreshed, its account checked")
         accounts.verify(account_id, accounts.userinfo(account_id).get("sub"))
         return Result(account_id, True, "ok: token accepted, its account checked")
     except CronofyAPIError as exc:

@@ -24,6 +24,12 @@ ADVICE = {
     "Application and the organisation needs the Scheduler plan.",
     423: "Cronofy reports the organisation's credentials locked.",
 }
+FALLBACK_REFUSED = (  # scheduler_client_secret unset: the application's client_secret was sent
+    "scheduler_client_secret is not set, so client_secret was sent, and refused: if "
+    "client_secret itself is wrong, fixing it fixes this too; otherwise set "
+    "scheduler_client_secret to the client_secret of an Internal Application linked to the "
+    "Organizational Unit."
+)
 
 
 class SchedulingRequestsStream(CronofyStream):
@@ -67,8 +73,13 @@ class SchedulingRequestsStream(CronofyStream):
                     url, {"scheduling_request_ids": batch}, credential=self._credential
                 )
             except CredentialError as exc:
-                msg = f"{exc}. {ADVICE.get(exc.status or 0, '')}"
-                raise CronofyAPIError(msg, status=exc.status) from exc
+                advice = ADVICE.get(exc.status or 0, "")
+                if (
+                    exc.status == 401
+                    and self.settings.scheduler_secret == self.settings.client_secret
+                ):
+                    advice = FALLBACK_REFUSED
+                raise CronofyAPIError(f"{exc}. {advice}", status=exc.status) from exc
             seen_at = format_time(reply.server_time)
             returned = {}
             for item in reply.body.get("scheduling_requests") or ():

