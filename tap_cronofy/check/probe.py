@@ -42,9 +42,9 @@ def probe(
                 return Result(account_id, False, f"granted {scope!r}. {ADVICE[403]}")
             if not identity:
                 return Result(account_id, True, "ok: token refreshed")
-            accounts.verify(account_id, accounts.userinfo(account_id).get("sub"))
+            accounts.verify(account_id, None)  # None: Cronofy's userinfo is asked
             return Result(account_id, True, "ok: token refreshed, its account checked")
-        accounts.verify(account_id, accounts.userinfo(account_id).get("sub"))
+        accounts.verify(account_id, None)  # None: Cronofy's userinfo is asked
         return Result(account_id, True, "ok: token accepted, its account checked")
     except CronofyAPIError as exc:
         if str(exc) == APP_REFUSED:
