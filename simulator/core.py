@@ -662,11 +662,7 @@ class Simulator:
             account = self.accounts[account_id]
             account.token_issued = self.now()
             return {
-                "token_type": "bearer",
-                "access_token": account.access_token,
-                "expires_in": self.token_lifetime,
-                "refresh_token": account.refresh_token,
-                "scope": " ".join(sorted(account.scopes)),
+                **self.token_answer(account),
                 "account_id": account.account_id,
                 "sub": account.account_id,
                 "linking_profile": {
@@ -675,6 +671,16 @@ class Simulator:
                     "profile_name": account.email,
                 },
             }
+
+    def token_answer(self, account: Account) -> dict:
+        """What ``/oauth/token`` answers for an account's tokens."""
+        return {
+            "token_type": "bearer",
+            "access_token": account.access_token,
+            "expires_in": self.token_lifetime,
+            "refresh_token": account.refresh_token,
+            "scope": " ".join(sorted(account.scopes)),
+        }
 
     def refresh(self, body: dict) -> dict:
         with self.lock:
@@ -696,13 +702,7 @@ class Simulator:
                         account.refresh_token = f"sim-rt-r-{secrets.token_hex(12)}"
                     for kind in ("access_token", "refresh_token"):  # no index rebuild per token
                         self._token_index.setdefault(kind, {})[getattr(account, kind)] = account
-                    return {
-                        "token_type": "bearer",
-                        "access_token": account.access_token,
-                        "expires_in": self.token_lifetime,
-                        "refresh_token": account.refresh_token,
-                        "scope": " ".join(sorted(account.scopes)),
-                    }
+                    return self.token_answer(account)
             raise APIError(400, {"error": "invalid_grant"})
 
     def authorize(self, token: str | None) -> Account:

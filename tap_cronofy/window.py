@@ -84,12 +84,9 @@ SCOPE_SETTINGS = (
 )  # the settings that decide which periods a whole-window query returns
 
 
-def scope_fingerprint(settings: Settings) -> str:
-    """Changes whenever the set of periods a whole-window query returns could change: each
-    of SCOPE_SETTINGS with a short fingerprint of its value (``tzid=1a2b3c,...``), so a
-    change can be named. (As written, a value most accounts share costs one copy per
-    stream: statecodec.)"""
-    values = {
+def scope_values(settings: Settings) -> dict[str, t.Any]:
+    """The values of SCOPE_SETTINGS, canonical (calendar ids sorted, dates as text)."""
+    return {
         "calendar_ids": sorted(settings.calendar_ids),
         "include_managed": settings.include_managed,
         "localized_times": settings.localized_times,
@@ -97,6 +94,14 @@ def scope_fingerprint(settings: Settings) -> str:
         "end_date": str(settings.end_date) if settings.end_date else None,
         "tzid": settings.tzid,
     }
+
+
+def scope_fingerprint(settings: Settings) -> str:
+    """Changes whenever the set of periods a whole-window query returns could change: each
+    of SCOPE_SETTINGS with a short fingerprint of its value (``tzid=1a2b3c,...``), so a
+    change can be named. (As written, a value most accounts share costs one copy per
+    stream: statecodec.)"""
+    values = scope_values(settings)
     return ",".join(
         f"{name}={hashlib.sha256(json.dumps(values[name]).encode()).hexdigest()[:8]}"
         for name in SCOPE_SETTINGS
@@ -106,15 +111,7 @@ def scope_fingerprint(settings: Settings) -> str:
 def legacy_scope_fingerprint(settings: Settings) -> str:
     """The one hash release 0.2 saved (the same scope, its settings unnamed): still taken
     as equal, so an upgrade re-reads nothing."""
-    scope = {
-        "calendar_ids": sorted(settings.calendar_ids),
-        "include_managed": settings.include_managed,
-        "localized_times": settings.localized_times,
-        "start_date": str(settings.start_date) if settings.start_date else None,
-        "end_date": str(settings.end_date) if settings.end_date else None,
-        "tzid": settings.tzid,
-    }
-    canonical = json.dumps(scope, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(scope_values(settings), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
