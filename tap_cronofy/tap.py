@@ -108,9 +108,8 @@ class TapCronofy(Tap):
         if kwargs.get("validate_config", True) and (errors := check(self.config, os.environ)):
             raise ConfigValidationError("Config validation failed", errors=errors)
         self.state.setdefault("bookmarks", {})  # every STATE carries a bookmarks object
-        expand(
-            t.cast(dict, self.state)
-        )  # as written, entries share values (statecodec): spelled out
+        # As written, accounts' entries share values (statecodec): spelled out here.
+        expand(t.cast(dict, self.state))
 
     @cached_property
     def settings(self) -> Settings:

@@ -53,12 +53,11 @@ def table(results: t.Sequence[Result]) -> list[str]:
 
 
 def summary(results: t.Sequence[Result], app: str | None) -> str:
-    bad = sum(not r.ok for r in results)
     if app:
         return app
     if not results:
         return "No account to check: set `accounts`, `accounts_file` or `access_token`."
-    if bad:
+    if bad := sum(not r.ok for r in results):
         return f"{plural(len(results), 'account')} checked: {bad} need attention (above)."
     return f"{plural(len(results), 'account')} checked: all ok."
 
