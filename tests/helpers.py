@@ -267,3 +267,14 @@ def start_receiver(
     where = re.search(r"http://(\S+):(\d+)", line)
     assert where is not None, line
     return process, where[1], int(where[2])
+
+
+def change_notification(n: int) -> bytes:
+    """The body of Cronofy's n-th change notification on channel chn_1 (n seconds past
+    10:00 on 2026-12-01: each one distinct, so none is taken for a replay)."""
+    return json.dumps(
+        {
+            "notification": {"type": "change", "changes_since": f"2026-12-01T10:00:{n:02d}Z"},
+            "channel": {"channel_id": "chn_1"},
+        }
+    ).encode()

@@ -20,7 +20,7 @@ import pytest
 from demo.project import free_port
 from tap_cronofy.changelog import ChangeLog
 from tap_cronofy.push.signature import HEADER, sign
-from tests.helpers import ROOT, start_receiver
+from tests.helpers import ROOT, change_notification, start_receiver
 
 SECRET = "front-secret-456"
 PATH = "/cronofy/notifications"
@@ -107,12 +107,7 @@ def fill(template: str, **values: object) -> str:
 
 
 def notify(port: int, context, n: int, path: str = PATH) -> int:
-    body = json.dumps(
-        {
-            "notification": {"type": "change", "changes_since": f"2026-12-01T10:00:{n:02d}Z"},
-            "channel": {"channel_id": "chn_1"},
-        }
-    ).encode()
+    body = change_notification(n)
     request = urllib.request.Request(
         f"https://localhost:{port}{path}", data=body, headers={HEADER: sign(body, SECRET)}
     )

@@ -3,7 +3,6 @@ unauthenticated client on the internet can make."""
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import time
@@ -13,7 +12,7 @@ import pytest
 
 from tap_cronofy.changelog import ChangeLog
 from tap_cronofy.push.signature import HEADER, sign
-from tests.helpers import start_receiver
+from tests.helpers import change_notification, start_receiver
 
 SECRET = "rx-secret-123"
 
@@ -29,12 +28,7 @@ def receiver(tmp_path):
 
 
 def signed_post(host: str, port: int, n: int) -> int:
-    body = json.dumps(
-        {
-            "notification": {"type": "change", "changes_since": f"2026-12-01T10:00:{n:02d}Z"},
-            "channel": {"channel_id": "chn_1"},
-        }
-    ).encode()
+    body = change_notification(n)
     request = urllib.request.Request(
         f"http://{host}:{port}/hook", data=body, headers={HEADER: sign(body, SECRET)}
     )
