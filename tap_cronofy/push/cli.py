@@ -22,12 +22,6 @@ if t.TYPE_CHECKING:
 LOGGER = logging.getLogger("tap_cronofy.push")
 
 
-def load_tap(configs: list[str]) -> TapCronofy:
-    from tap_cronofy.tap import load
-
-    return load(configs)
-
-
 def fail(message: str) -> t.NoReturn:
     LOGGER.error("%s", message)
     sys.exit(1)
@@ -135,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    tap = load_tap(args.config)
+    from tap_cronofy.tap import load
+
+    tap = load(args.config)
     if args.command == "receive":
         receive(tap, args.host, args.port, args.threads)
         sys.exit(0)
