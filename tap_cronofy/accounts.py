@@ -10,12 +10,22 @@ import typing as t
 
 from tap_cronofy.errors import AccountError, CredentialError, CronofyAPIError
 from tap_cronofy.redact import SECRETS
-from tap_cronofy.tokenfile import save_refresh_token
+from tap_cronofy.settings import AccountConfig
+from tap_cronofy.tokenstore import (
+    Entry,
+    FileTokenStore,
+    NoStore,
+    PostgresTokenStore,
+    StoredToken,
+    TokenStore,
+    TokenStoreError,
+)
 
 if t.TYPE_CHECKING:
-    from tap_cronofy.client import CronofyClient
+    from tap_cronofy.client import CronofyClient, Reply
     from tap_cronofy.report import RunReport
-    from tap_cronofy.settings import AccountConfig, Settings
+    from tap_cronofy.settings import Settings
+    from tap_cronofy.tokenstore import Held
 
 # Refresh this long before Cronofy says the token expires (at most half its lifetime).
 EXPIRY_MARGIN_SECONDS = 120
@@ -92,10 +102,14 @@ class AccountCredential:
 
     One instance serves every stream and thread of the run for its account. With refresh
     credentials the token is refreshed before its first use (a scheduled run's configured
-    token is usually stale: one token request, no 401 round trip) and again shortly before
-    Cronofy says it expires; a 401 leads to at most one more refresh. Once the account is
-    refused (a failed refresh, a 401 after refreshing), every later use fails at once, with
-    no request: one rejection fails the account for the whole run.
+    token is usually stale: one token request, no 401 round trip) unless the token store
+    holds one another process got that is still fresh, and again shortly before it expires;
+    a 401 leads to at most one more refresh. Every refresh holds the account's lock in the
+    token store (across processes), re-reads the account's latest tokens there first, and
+    writes what Cronofy answered back before letting go: two processes never spend the same
+    refresh token. When the product owns the tokens (``token_owner: product``) nothing is
+    refreshed: the token is read from the store, and read again once after a 401. Once the
+    account is refused, every later use fails at once, with no request.
     """
 
     def __init__(
@@ -103,7 +117,7 @@ class AccountCredential:
         account: AccountConfig,
         settings: Settings,
         logger: logging.Logger,
-        on_rotate: t.Callable[[str, str], None] | None = None,
+        store: TokenStore | None = None,
         application: Application | None = None,
     ) -> None:
         self.account_id = account.account_id or UNNAMED
@@ -113,11 +127,13 @@ class AccountCredential:
         self._refresh_token = account.refresh_token
         self._client_id = settings.client_id
         self._client_secret = settings.client_secret
+        self._product_owned = settings.token_owner == "product"
         self._logger = logger
-        self._on_rotate = on_rotate
+        self._store: TokenStore = store or NoStore()
         self._expires_at: float | None = None
         self._lock = threading.Lock()
-        self._refreshed: set[str] = set()
+        self._ready = False  # the first use's refresh (or adoption) is done
+        self._refreshed: set[str] = set()  # tokens this process got from Cronofy
         self.refresh_count = 0
         self.scope: str | None = None  # what the last refresh granted, as Cronofy says it
         self.failure: AccountError | None = None
@@ -126,7 +142,12 @@ class AccountCredential:
 
     @property
     def can_refresh(self) -> bool:
-        return bool(self._refresh_token and self._client_id and self._client_secret)
+        return bool(
+            not self._product_owned
+            and self._refresh_token
+            and self._client_id
+            and self._client_secret
+        )
 
     def name(self, account_id: str) -> None:
         self.account_id = account_id
@@ -142,12 +163,15 @@ class AccountCredential:
             raise self.failure
         token = self._token
         if self.can_refresh and (
-            not self._refreshed or (self._expires_at is not None and time.time() > self._expires_at)
+            not self._ready or (self._expires_at is not None and time.time() > self._expires_at)
         ):
             self.refresh(token, client)
         return self._token
 
     def rejected(self, token: str, client: CronofyClient) -> None:
+        if self._product_owned:
+            self._reread_owned(token)
+            return
         if not self.can_refresh:
             raise self.fail(
                 AccountError(
@@ -169,33 +193,101 @@ class AccountCredential:
                     final=True,
                 )
             )
-        self.refresh(token, client)
+        self.refresh(token, client, refused=True)
 
-    def refresh(self, stale_token: str, client: CronofyClient) -> None:
+    def _reread_owned(self, refused: str) -> None:
+        """The product keeps the tokens: after a 401, its store is read once more."""
+        with self._lock:
+            if self._token != refused:
+                return  # another thread read a newer one already
+            try:
+                current = self._store.current(self.account_id)
+            except TokenStoreError as exc:
+                raise self._store_failure(exc) from None
+            if current is None or current.access_token == refused or refused in self._refreshed:
+                raise self.fail(
+                    AccountError(
+                        self.account_id,
+                        f"401 Unauthorized for {self.label}, and {self._store.describe()} "
+                        "(kept by your product, which refreshes it: `token_owner` is product) "
+                        "holds no newer access token. Check that the product refreshes this "
+                        "account, or that it is still connected.",
+                        status=401,
+                        final=True,
+                    )
+                )
+            SECRETS.add(current.access_token)
+            self._refreshed.add(current.access_token)  # a second 401 for it is final
+            self._token = current.access_token
+
+    def _store_failure(self, exc: TokenStoreError) -> AccountError:
+        return self.fail(
+            AccountError(
+                self.account_id,
+                f"The tokens of {self.label} cannot be read or saved: {exc}. It was not "
+                "synced this run; its state is kept.",
+                final=True,
+            )
+        )
+
+    def _adopt(self, current: StoredToken, refused: str | None) -> bool:
+        """Use the store's token when another process refreshed it and it is still fresh."""
+        if current.access_token == refused or current.expires_at is None:
+            return False
+        if current.expires_at - EXPIRY_MARGIN_SECONDS <= time.time():
+            return False
+        SECRETS.add(current.access_token)
+        self._token = current.access_token
+        self._expires_at = current.expires_at - EXPIRY_MARGIN_SECONDS
+        if current.refresh_token:
+            SECRETS.add(current.refresh_token)
+            self._refresh_token = current.refresh_token
+        self._ready = True
+        return True
+
+    def refresh(self, stale_token: str, client: CronofyClient, *, refused: bool = False) -> None:
         with self._lock:
             if self.failure is not None:
                 raise self.failure  # another thread's refresh was refused
             if self._token != stale_token:
                 return  # another thread refreshed already
-            application = self._application
-            gate = contextlib.nullcontext() if application.accepted else application.first
-            with gate:  # until one refresh succeeded, one at a time
-                if application.refused:
-                    raise self.fail(
-                        AccountError(self.account_id, APP_REFUSED, status=400, final=True)
-                    )
-                self._refresh(client)
+            # Across processes: the account's lock, its latest tokens read under it.
+            try:
+                with self._store.holding(self.account_id) as held:
+                    self._refresh_held(held, stale_token if refused else None, client)
+            except TokenStoreError as exc:
+                raise self._store_failure(exc) from None
 
-    def _refresh(self, client: CronofyClient) -> None:
-        """One token request: its token kept, or the account (or the application) failed."""
-        reply = client.token_request(
-            {
-                "grant_type": "refresh_token",
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
-                "refresh_token": self._refresh_token,
-            }
-        )
+    def _refresh_held(self, held: Held, refused: str | None, client: CronofyClient) -> None:
+        current = held.current
+        if current is not None:
+            if self._adopt(current, refused):
+                return
+            if current.refresh_token:
+                SECRETS.add(current.refresh_token)
+                self._refresh_token = current.refresh_token
+        application = self._application
+        gate = contextlib.nullcontext() if application.accepted else application.first
+        with gate:  # until one refresh succeeded, one at a time
+            if application.refused:
+                raise self.fail(AccountError(self.account_id, APP_REFUSED, status=400, final=True))
+            self._refresh(client, held)
+
+    def _refresh(self, client: CronofyClient, held: Held) -> None:
+        """One token request (two when another holder rotated the refresh token meanwhile):
+        its tokens kept and written to the store, or the account (or application) failed."""
+        used = self._refresh_token
+        reply = self._token_request(client)
+        if reply.status in (400, 401) and reply.body.get("error") == "invalid_grant":
+            # Refused: if someone outside our locks (the product, an older release) rotated
+            # it since, the store has the new one: read it again and try that once.
+            again = held.reread()
+            if again is not None and self._adopt(again, None):
+                return
+            if again is not None and again.refresh_token and again.refresh_token != used:
+                SECRETS.add(again.refresh_token)
+                self._refresh_token = again.refresh_token
+                reply = self._token_request(client)
         if reply.status in (400, 401) and reply.body.get("error") == "invalid_client":
             self._application.refused = True
             raise self.fail(
@@ -219,43 +311,63 @@ class AccountCredential:
         self.scope = scope if isinstance(scope, str) else None
         SECRETS.add(token)
         rotated = reply.body.get("refresh_token")
-        if isinstance(rotated, str) and rotated and rotated != self._refresh_token:
+        is_new = isinstance(rotated, str) and bool(rotated) and rotated != self._refresh_token
+        if is_new:
             SECRETS.add(rotated)
             self._refresh_token = rotated
-            self._rotated(rotated)
         expires_in = reply.body.get("expires_in")
+        expires_at: float | None = None
         if isinstance(expires_in, (int, float)) and expires_in > 0:
             margin = min(EXPIRY_MARGIN_SECONDS, expires_in / 2)
-            self._expires_at = time.time() + expires_in - margin
+            expires_at = time.time() + expires_in
+            self._expires_at = expires_at - margin
         else:
             self._expires_at = None
         self._refreshed.add(token)
         self._token = token
+        self._ready = True
         self.refresh_count += 1
+        self._keep(held, StoredToken(token, self._refresh_token, expires_at), rotated=is_new)
 
-    def _rotated(self, refresh_token: str) -> None:
-        """Cronofy returned a new refresh token: the old one may stop working."""
-        if self._on_rotate is not None:
-            try:
-                self._on_rotate(self.account_id, refresh_token)
-                self._logger.info(
-                    "Cronofy rotated the refresh token of %s; saved to accounts_file.", self.label
-                )
-                return
-            except (OSError, ValueError) as exc:
-                self._logger.error(
-                    "Cronofy rotated the refresh token of %s, but accounts_file could not be "
-                    "updated (%s).",
-                    self.label,
-                    SECRETS.redact(str(exc)),
-                )
-        self._logger.warning(
-            "Cronofy returned a NEW refresh token for %s. The tap uses it for the rest of "
-            "this run but cannot save it into your settings: if the old one stops working, "
-            "re-authorise the account and update its refresh_token (with accounts_file and "
-            "save_rotated_refresh_tokens, the tap saves it itself).",
-            self.label,
+    def _token_request(self, client: CronofyClient) -> Reply:
+        return client.token_request(
+            {
+                "grant_type": "refresh_token",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "refresh_token": self._refresh_token,
+            }
         )
+
+    def _keep(self, held: Held, token: StoredToken, *, rotated: bool) -> None:
+        """The new tokens into the store, before its lock is let go; a store that cannot
+        take them is said, and the run goes on with them."""
+        if self._store.writable:
+            try:
+                held.save(token)
+            except TokenStoreError as exc:
+                self._logger.error(
+                    "Cronofy %s %s, but it could not be saved: %s.",
+                    "rotated the refresh token of" if rotated else "refreshed the token of",
+                    self.label,
+                    exc,
+                )
+            else:
+                if rotated:
+                    self._logger.info(
+                        "Cronofy rotated the refresh token of %s; saved to %s.",
+                        self.label,
+                        self._store.describe(),
+                    )
+                return
+        if rotated:
+            self._logger.warning(
+                "Cronofy returned a NEW refresh token for %s. The tap uses it for the rest of "
+                "this run but cannot save it into your settings: if the old one stops working, "
+                "re-authorise the account and update its refresh_token (with accounts_file and "
+                "save_rotated_refresh_tokens, or token_store, the tap saves it itself).",
+                self.label,
+            )
 
 
 class SecretCredential:
@@ -271,6 +383,32 @@ class SecretCredential:
 
     def rejected(self, token: str, client: CronofyClient) -> None:
         raise CredentialError(f"401 Unauthorized for the {self.label}", status=401)
+
+
+def open_store(settings: Settings) -> TokenStore:
+    """Where the accounts' tokens are kept and shared: the ``token_store`` table, the
+    ``accounts_file``, or nowhere (tokens given in the settings)."""
+    writable = settings.token_owner == "tap" and settings.save_rotated_refresh_tokens
+    if settings.token_store:
+        try:
+            return PostgresTokenStore(
+                settings.token_store,
+                settings.token_store_table,
+                dict(settings.token_store_columns),
+                writable=settings.token_owner == "tap",
+            )
+        except TokenStoreError as exc:
+            raise CronofyAPIError(
+                f"`token_store` cannot be used: {exc}. Nothing was requested; check the URL "
+                "and that PostgreSQL is reachable (pip install 'tap-cronofy[postgres]')."
+            ) from None
+    if settings.accounts_file:
+        return FileTokenStore(settings.accounts_file, writable=writable)
+    return NoStore()
+
+
+def stored_account(entry: Entry) -> AccountConfig:
+    return AccountConfig(entry.account_id, entry.token.access_token, entry.token.refresh_token)
 
 
 class Accounts:
@@ -290,8 +428,20 @@ class Accounts:
         self._verified: set[str] = set()
         self._ids: list[str] | None = None
         self._unidentified = False  # a lone access_token's id could not be asked this run
+        self.store = open_store(settings)
         self._configured = {a.account_id: a for a in settings.accounts if a.account_id}
+        if isinstance(self.store, PostgresTokenStore):  # the table lists the accounts
+            self._configured = {e.account_id: stored_account(e) for e in self._listed()}
         self.application = Application()
+
+    def _listed(self) -> list[Entry]:
+        try:
+            return self.store.entries()
+        except TokenStoreError as exc:
+            raise CronofyAPIError(
+                f"The accounts cannot be listed: {exc}. Nothing was requested; check "
+                "`token_store` and that PostgreSQL is reachable."
+            ) from None
 
     def ids(self) -> list[str]:
         """Account ids sorted, those of this run's ``shard`` only; a lone ``access_token``'s
@@ -337,19 +487,9 @@ class Accounts:
         return [sub]
 
     def _new_credential(self, account: AccountConfig) -> AccountCredential:
-        settings = self._settings
-        save = bool(settings.accounts_file and settings.save_rotated_refresh_tokens)
         return AccountCredential(
-            account,
-            settings,
-            self._logger,
-            on_rotate=self._save_rotated if save else None,
-            application=self.application,
+            account, self._settings, self._logger, self.store, application=self.application
         )
-
-    def _save_rotated(self, account_id: str, refresh_token: str) -> None:
-        assert self._settings.accounts_file  # only passed as on_rotate then
-        save_refresh_token(self._settings.accounts_file, account_id, refresh_token)
 
     def credential(self, account_id: str) -> AccountCredential:
         """The account's credential; raises its failure when it already failed this run."""

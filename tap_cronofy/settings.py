@@ -108,6 +108,12 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
                     "access_token", th.StringType(pattern=_TOKEN), required=True, secret=True
                 ),
                 th.Property("refresh_token", th.StringType(pattern=_TOKEN), secret=True),
+                th.Property(
+                    "access_token_expires_at",
+                    th.DateTimeType,
+                    description="When access_token expires (the tap writes it beside a "
+                    "token it refreshed, so that other processes reuse the token)",
+                ),
             )
         ),
         secret=True,
@@ -129,6 +135,44 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         description="When Cronofy returns a new refresh token for an account of "
         "`accounts_file`, write it into that file (atomically, same format and file mode); "
         "off: only a warning is logged",
+    ),
+    th.Property(
+        "token_store",
+        th.StringType(),
+        secret=True,  # its password is masked
+        description="A postgresql:// URL whose table (`token_store_table`) holds every "
+        "account's tokens, instead of accounts/accounts_file: the accounts are its rows, and "
+        "shards on several hosts refresh under a row lock. Needs the `postgres` extra",
+    ),
+    th.Property(
+        "token_store_table",
+        th.StringType(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"),
+        default="cronofy_tokens",
+        description="The table (or view, with token_owner `product`) of `token_store`, "
+        "optionally schema-qualified",
+    ),
+    th.Property(
+        "token_store_columns",
+        th.ObjectType(
+            th.Property("account_id", th.StringType),
+            th.Property("access_token", th.StringType),
+            th.Property("refresh_token", th.StringType),
+            th.Property("expires_at", th.StringType),
+            additional_properties=False,
+        ),
+        description="The `token_store_table` columns by role, when they are not named "
+        'account_id, access_token, refresh_token, expires_at ("" for one the table lacks, '
+        "with token_owner `product`)",
+    ),
+    th.Property(
+        "token_owner",
+        th.StringType,
+        default="tap",
+        allowed_values=["tap", "product"],
+        description="Who refreshes the accounts' tokens: `tap` (the tap refreshes and writes "
+        "them back to accounts_file or token_store) or `product` (your product refreshes "
+        "them: the tap only reads the store's current access token, again after a 401, and "
+        "never refreshes)",
     ),
     th.Property(
         "tzid",
@@ -336,7 +380,7 @@ def secret_values(config: t.Mapping[str, t.Any], schema: dict = CONFIG_SCHEMA) -
     return found
 
 
-URL_SETTINGS = ("change_log", "shared_quota")  # secret: the password in them, not the rest
+URL_SETTINGS = ("change_log", "shared_quota", "token_store")  # secret: only their password
 
 
 @dataclass(frozen=True)
@@ -385,6 +429,10 @@ class Settings:
     shard: Shard | None = None
     scheduling_requests_shard: int = 0
     shared_quota: str | None = field(default=None, repr=False)  # a URL may hold a password
+    token_store: str | None = field(default=None, repr=False)  # a URL may hold a password
+    token_store_table: str = "cronofy_tokens"
+    token_store_columns: tuple[tuple[str, str], ...] = ()
+    token_owner: str = "tap"
 
     @property
     def reads_scheduling_requests(self) -> bool:
@@ -415,7 +463,7 @@ class Settings:
         return cls(
             api_base=str(api_url).rstrip("/") if api_url else DATA_CENTERS[value["data_center"]],
             accounts=tuple(accounts),
-            has_account_list=bool(entries),
+            has_account_list=bool(entries) or bool(value.get("token_store")),
             accounts_file=None
             if value.get("accounts") or not value.get("accounts_file")
             else project_path(value["accounts_file"]),
@@ -450,6 +498,10 @@ class Settings:
             shard=Shard.parse(value["shard"]) if value.get("shard") else None,
             scheduling_requests_shard=int(value["scheduling_requests_shard"]),
             shared_quota=value.get("shared_quota"),
+            token_store=value.get("token_store"),
+            token_store_table=value["token_store_table"],
+            token_store_columns=tuple(sorted((value.get("token_store_columns") or {}).items())),
+            token_owner=value["token_owner"],
         )
 
     def scheduling_request_ids(self) -> list[str]:
@@ -641,6 +693,22 @@ def check(config: t.Mapping[str, t.Any], environ: t.Mapping[str, str] | None = N
             errors.append(f"{account_id!r} is listed more than once as `account_id`.")
         seen.add(account_id)  # type: ignore[arg-type]  # None and non-strings never match
     errors.extend(shard_errors(config))
+    if config.get("token_store"):
+        if not is_postgres(str(config["token_store"])):
+            errors.append("`token_store` must be a postgresql:// URL.")
+        for name in ("access_token", "accounts", "accounts_file"):
+            if config.get(name):
+                errors.append(
+                    f"Set either `token_store` or `{name}`, not both: with `token_store` the "
+                    "accounts are the rows of its table."
+                )
+    for name, column in (config.get("token_store_columns") or {}).items():
+        required = name in ("account_id", "access_token")
+        if column == "" and (required or config.get("token_owner") != "product"):
+            errors.append(
+                f"`token_store_columns`: {name} must name a column"
+                + ("." if required else ' (only with token_owner `product` may it be "").')
+            )
     if entries and config.get("access_token"):
         errors.append("Set either `access_token` or `accounts`/`accounts_file`, not both.")
     if entries and config.get("refresh_token"):
@@ -714,10 +782,10 @@ def selection_errors(settings: Settings, selected: set[str]) -> list[str]:
     """Problems that depend on which streams are selected, found before any request."""
     errors = []
     per_account = sorted(selected & {"free_busy", "calendars", "accounts"})
-    if per_account and not settings.accounts:
+    if per_account and not settings.accounts and not settings.token_store:
         errors.append(
             f"{', '.join(per_account)} selected but no account is configured: set "
-            "`access_token`, `accounts` or `accounts_file`."
+            "`access_token`, `accounts`, `accounts_file` or `token_store`."
         )
     if "scheduling_requests" in selected:
         try:

@@ -64,6 +64,10 @@ class PostgresServer:
             raise RuntimeError(f"{tool} failed: {result.stderr or result.stdout}")
         return result.returncode
 
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop", check=False)
         shutil.rmtree(self.root, ignore_errors=True)

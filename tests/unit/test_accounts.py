@@ -16,7 +16,7 @@ from tap_cronofy.client import Reply
 from tap_cronofy.errors import AccountError, CredentialError, CronofyAPIError
 from tap_cronofy.report import RunReport
 from tap_cronofy.settings import Settings
-from tap_cronofy.tokenfile import save_refresh_token
+from tap_cronofy.tokenstore import FileTokenStore, StoredToken, TokenStoreError
 
 LOG = logging.getLogger("tap-cronofy-unit")
 APP = {"client_id": "cid", "client_secret": "client-secret-1"}
@@ -30,6 +30,7 @@ class ScriptedClient:
     def __init__(self, answers: dict[str, list]) -> None:
         self.answers = answers
         self.sent: list[tuple[str, str | None]] = []
+        self.bodies: list[dict] = []
 
     def url(self, path: str) -> str:
         return f"https://api.test{path}"
@@ -56,6 +57,7 @@ class ScriptedClient:
 
     def token_request(self, body: dict) -> Reply:
         self.sent.append(("/oauth/token", None))
+        self.bodies.append(body)
         status, answer = self._next("/oauth/token")
         return Reply(status, answer, NOW, "/oauth/token")
 
@@ -344,10 +346,15 @@ def test_a_rotated_refresh_token_is_written_back_to_a_json_file(tmp_path):
     path, accounts = rotating(tmp_path, json.dumps(ENTRIES))
     accounts.userinfo("acc_a")
     saved = json.loads(path.read_text())
-    assert saved[0] == {"account_id": "acc_a", "access_token": "token-a", "refresh_token": "rt-new"}
+    assert saved[0] == {
+        "account_id": "acc_a",
+        "access_token": "fresh-token-x",
+        "refresh_token": "rt-new",
+    }
     assert saved[1] == ENTRIES[1], "the other entries are untouched"
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    assert [p.name for p in tmp_path.iterdir()] == ["accounts.json"], "no temporary file left"
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".accounts.json.lock", "accounts.json"], "no temporary file left"
 
 
 def test_a_rotated_refresh_token_keeps_a_yaml_file_yaml(tmp_path):
@@ -371,14 +378,14 @@ def test_a_failed_write_back_is_logged_and_the_run_goes_on(tmp_path, caplog):
     path.write_text(json.dumps(ENTRIES[1:]))  # edited meanwhile: acc_a is gone from it
     with caplog.at_level(logging.WARNING):
         assert accounts.userinfo("acc_a") == {"sub": "acc_a"}
-    assert "could not be updated" in caplog.text and "NEW refresh token" in caplog.text
+    assert "could not be saved" in caplog.text and "NEW refresh token" in caplog.text
 
 
-def test_save_refresh_token_refuses_an_ambiguous_file(tmp_path):
+def test_save_refuses_an_ambiguous_file(tmp_path):
     path = tmp_path / "a.json"
     path.write_text(json.dumps([ENTRIES[0], ENTRIES[0]]))
-    with pytest.raises(ValueError, match="2 entries for account acc_a"):
-        save_refresh_token(path, "acc_a", "rt-x")
+    with pytest.raises(TokenStoreError, match="2 entries for account acc_a"):
+        FileTokenStore(path).save("acc_a", StoredToken("at-x", "rt-x"))
 
 
 def test_save_refresh_token_rewrites_the_target_of_a_symlink(tmp_path):
@@ -386,6 +393,6 @@ def test_save_refresh_token_rewrites_the_target_of_a_symlink(tmp_path):
     real.write_text(json.dumps(ENTRIES))
     link = tmp_path / "link.json"
     os.symlink(real, link)
-    save_refresh_token(link, "acc_b", "rt-b2")
+    FileTokenStore(link).save("acc_b", StoredToken("at-b2", "rt-b2"))
     assert link.is_symlink()
     assert json.loads(real.read_text())[1]["refresh_token"] == "rt-b2"
