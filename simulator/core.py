@@ -202,6 +202,9 @@ class Simulator:
         self.rate_limits: list[tuple[int, float]] = []
         self.next_page_host: str | None = None
         self.faults: list[Fault] = []
+        # Per account: a function that rewrites each free_busy answer (page) it is served,
+        # as a malformed Cronofy answer would be (in-process tests only).
+        self.corruptions: dict[str, t.Callable[[dict], object]] = {}
         self.requests: list[dict] = []
         self.log_bodies = True
         self._token_index: dict[str, dict[str, Account]] = {}

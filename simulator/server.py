@@ -109,6 +109,10 @@ class Handler(BaseHTTPRequestHandler):
         except APIError as error:
             self.send_json(error.status, error.body, error.headers)
             return
+        if account is not None and url.path.startswith("/v1/free_busy"):
+            corrupt = self.sim.corruptions.get(account.account_id)
+            if corrupt is not None:
+                answer = corrupt(json.loads(t.cast(bytes, answer)))
         if status == 302:  # the authorization page sends the browser on
             if self._entry is not None:
                 self._entry["status"] = 302

@@ -10,11 +10,12 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfoNotFoundError
 
 import pendulum
 from singer_sdk import typing as th
 
+from tap_cronofy import zones
 from tap_cronofy.changelog import POSTGRES_SCHEMES, is_postgres, sqlite_path
 from tap_cronofy.shards.shard import PATTERN as SHARD_PATTERN
 from tap_cronofy.shards.shard import Shard
@@ -636,17 +637,13 @@ def account_entries(config: t.Mapping[str, t.Any]) -> list:
     return data
 
 
-_ZONES: set[str] = set()
-
-
 def valid_zone(name: str) -> bool:
-    if not _ZONES:
-        _ZONES.update(available_timezones(), {"UTC", "Etc/UTC"})
-    if name not in _ZONES:
+    """An IANA zone the tzdata package has (what the tap will use, whatever the host has)."""
+    if name not in zones.names() and name not in ("UTC", "Etc/UTC"):
         return False
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        zones.zone(name)
+    except ZoneInfoNotFoundError:
         return False
     return True
 

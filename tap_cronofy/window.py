@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pendulum
 
+from tap_cronofy import zones
+
 if t.TYPE_CHECKING:
     from tap_cronofy.settings import Settings
 
@@ -453,5 +455,5 @@ def server_date(moment: dt.datetime, tzid: str) -> pendulum.Date:
 
 
 def zone(tzid: str) -> ZoneInfo:
-    """The zone of a tzid (the standard library caches each one: no file read per call)."""
-    return ZoneInfo(tzid)
+    """The zone of a tzid, from the tzdata package (cached: no file read per call)."""
+    return zones.zone(tzid)

@@ -26,7 +26,7 @@ def expected_kind(name: str, spec: dict) -> str:
     # environment variable (Meltano 4.4.1), `integer` refuses 0.5; the tap accepts both forms.
     if "number" in types:
         return "string"
-    kinds = {"boolean": "boolean", "integer": "integer", "array": "array"}
+    kinds = {"boolean": "boolean", "integer": "integer", "array": "array", "object": "object"}
     return next((kinds[t] for t in types if t in kinds), "string")
 
 
@@ -51,7 +51,7 @@ def test_capabilities_equal_about():
 
 def test_account_settings_are_one_group_each_and_hourly_runs_are_scheduled():
     groups = extractor()["settings_group_validation"]
-    assert groups == [["access_token"], ["accounts"], ["accounts_file"]]
+    assert groups == [["access_token"], ["accounts"], ["accounts_file"], ["token_store"]]
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
     job = next(j for j in project["jobs"] if j["name"] == "cronofy-to-duckdb")
     assert job["tasks"] == ["tap-cronofy target-duckdb"]

@@ -95,7 +95,7 @@ def test_every_process_side_by_side_keeps_every_account_valid(fleet, tmp_path):
             for name, cmd in jobs
         ]
         for name, process in running:
-            out, err = process.communicate(timeout=180)
+            _, err = process.communicate(timeout=180)
             text = err.decode()
             assert process.returncode == 0, f"round {round_}, {name}: {text[-3000:]}"
             assert "invalid_grant" not in text and "re-authorised" not in text, (round_, name)

@@ -17,6 +17,9 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage, SingerMessageType
 
+from tap_cronofy.errors import AccountError, CronofyAPIError
+from tap_cronofy.redact import SECRETS
+
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
@@ -24,7 +27,6 @@ if t.TYPE_CHECKING:
     from tap_cronofy.accounts import Accounts
     from tap_cronofy.budget import RunBudget
     from tap_cronofy.client import CronofyClient
-    from tap_cronofy.errors import CronofyAPIError
     from tap_cronofy.report import RunReport
     from tap_cronofy.settings import Settings
 
@@ -130,8 +132,16 @@ class CronofyStream(Stream):
     def client(self) -> CronofyClient:
         return self.services.client()
 
-    def account_failed(self, account_id: str, error: CronofyAPIError) -> None:
-        """Report an account's failure (once per run: later streams say it was skipped)."""
+    def account_failed(self, account_id: str, error: Exception) -> None:
+        """Report an account's failure (once per run: later streams say it was skipped).
+        Anything raised while reading one account fails it alone, named with its cause."""
+        if not isinstance(error, CronofyAPIError):
+            error = AccountError(
+                account_id,
+                f"Reading account {account_id} failed ({type(error).__name__}: "
+                f"{SECRETS.redact(str(error))[:200]}): its bookmark is kept and it is read "
+                "again next run; the other accounts go on.",
+            )
         failure, new = self.services.accounts().fail(account_id, error)
         if new:
             self.logger.error("Account %s: %s not read: %s", account_id, self.name, failure)

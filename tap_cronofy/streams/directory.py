@@ -6,7 +6,6 @@ import typing as t
 from dataclasses import dataclass
 
 from tap_cronofy.client import format_time
-from tap_cronofy.errors import CronofyAPIError
 from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.report import plural
 from tap_cronofy.schemas import ACCOUNT, CALENDAR, CALENDAR_FIELDS
@@ -83,7 +82,7 @@ class _PerAccountStream(CronofyStream):
                     yield from answer.records
                     if answer.state is not None:
                         self.keep(account_id, answer.state)
-            except CronofyAPIError as exc:
+            except Exception as exc:  # of this account's: it alone fails
                 self.account_failed(account_id, exc)
 
     def _answers(self, account_id: str) -> Iterator[Answer]:

@@ -8,17 +8,17 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
 
 import pendulum
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from tap_cronofy import zones
 from tap_cronofy.changelog import DISCONNECTED, ChangeLog, describe
-from tap_cronofy.client import format_time
+from tap_cronofy.client import Reply, format_time
 from tap_cronofy.errors import (
     AccountError,
     ChangeLogError,
-    CronofyAPIError,
     ExpiredPageError,
     ParameterError,
 )
@@ -147,7 +147,7 @@ class FreeBusyStream(CronofyStream):
                     else:
                         self.extracted_at = item.extracted_at
                         yield from item.records
-            except CronofyAPIError as exc:
+            except Exception as exc:  # of this account's: it alone fails
                 # Finish the other accounts; this one's bookmark stays where it was.
                 self.account_failed(account_id, exc)
             if outcome is not None:
@@ -369,8 +369,16 @@ class FreeBusyStream(CronofyStream):
                         accounts.remember_userinfo(account_id, userinfo)
                     watermark = format_time(first)
                     records = []
-                    for period in reply.body.get("free_busy") or ():
-                        record = make_record(period, account_id, watermark, zone)
+                    for period in periods(reply, account_id):
+                        try:
+                            record = make_record(period, account_id, watermark, zone)
+                        except (
+                            ValueError,
+                            TypeError,
+                            AttributeError,
+                            ZoneInfoNotFoundError,
+                        ) as exc:
+                            raise unreadable(account_id, period, exc) from exc
                         if record["calendar_id"]:
                             calendar_ids.add(record["calendar_id"])
                         managed = record["event_id"] is not None
@@ -430,36 +438,93 @@ def _utcnow() -> dt.datetime:
 
 @lru_cache(maxsize=8192)
 def _to_utc(value: str, zone: str) -> str:
-    """A Cronofy Date (midnight in ``zone``) or a Time with an offset, in UTC."""
+    """A Cronofy Date (midnight in ``zone``) or a Time with an offset, in UTC; ValueError
+    (or ZoneInfoNotFoundError) for anything else, so no record carries an unreadable time."""
     if len(value) == 10:
-        midnight = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), ZoneInfo(zone))
+        midnight = dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), zones.zone(zone))
         return format_time(midnight)
-    return format_time(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+    if len(value) < 20 or value[10] != "T":
+        raise ValueError(f"{value[:40]!r} is neither a date nor a time")
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{value[:40]!r} has no offset")
+    return format_time(moment)
 
 
 def _utc_time(value: str | None, zone: str) -> str | None:
-    """A period boundary as a UTC time string; Cronofy's plain UTC times pass as they are."""
+    """A period boundary as a UTC time string, checked."""
     if not value:
         return None
-    if len(value) == 20 and value[19] == "Z":
-        return value
     return _to_utc(value, zone)
 
 
+def _text(period: dict, name: str, *, required: bool = False) -> str | None:
+    value = period.get(name)
+    if isinstance(value, str) and (value or not required):
+        return value
+    if value is None and not required:
+        return None
+    raise ValueError(f"`{name}` is {type(value).__name__} {str(value)[:40]!r}, not a string")
+
+
+def _boundary(value: object, name: str) -> tuple[str | None, str | None]:
+    """A period's ``start``/``end``: a Date or Time string, or (``localized_times``) an
+    object of ``time`` and ``tzid``."""
+    if isinstance(value, dict):
+        time, tzid = value.get("time"), value.get("tzid")
+        if isinstance(time, str) and (tzid is None or isinstance(tzid, str)):
+            return time, tzid
+    elif value is None or isinstance(value, str):
+        return value, None
+    raise ValueError(f"`{name}` is {type(value).__name__} {str(value)[:40]!r}")
+
+
+# What building a record raises for a value it cannot read (ZoneInfoNotFoundError: a zone
+# neither the tzdata package nor the host has).
+UNREADABLE = (ValueError, TypeError, AttributeError, KeyError, ZoneInfoNotFoundError)
+
+
+def periods(reply: Reply, account_id: str) -> list:
+    """The answer's periods; an answer without its ``free_busy`` list fails the account
+    (an empty list is an account with nothing busy, a missing one an answer not understood)."""
+    found = reply.body.get("free_busy")
+    if isinstance(found, list):
+        return found
+    raise AccountError(
+        account_id,
+        f"Cronofy's free_busy answer for account {account_id} has no `free_busy` list "
+        f"(got {type(found).__name__}): nothing of it was loaded and its bookmark is kept.",
+    )
+
+
+def unreadable(account_id: str, period: object, exc: BaseException) -> AccountError:
+    cause = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return AccountError(
+        account_id,
+        f"Cronofy's free_busy answer for account {account_id} holds a {period_key(period)} "
+        f"the tap cannot read ({cause}): the account's bookmark is kept and it is read again "
+        "next run; the other accounts go on.",
+    )
+
+
+def period_key(period: object) -> str:
+    """How an error names a period: its calendar and event, as far as they can be read."""
+    if not isinstance(period, dict):
+        return f"period that is a {type(period).__name__}, not an object"
+    parts = [str(period.get(k))[:60] for k in ("calendar_id", "event_uid") if period.get(k)]
+    return "period " + ("/".join(parts) if parts else "without calendar_id or event_uid")
+
+
 def make_record(period: dict, account_id: str, watermark: str, zone: str) -> dict:
-    """A free_busy record from a Cronofy period, with the types the schema declares."""
-    start = period.get("start")
-    end = period.get("end")
-    start_tzid = end_tzid = None
-    if isinstance(start, dict):
-        start_tzid = start.get("tzid")
-        start = start.get("time")
-    if isinstance(end, dict):
-        end_tzid = end.get("tzid")
-        end = end.get("time")
-    deleted = bool(period.get("deleted", False))
-    calendar_id = period.get("calendar_id")
-    event_uid = period.get("event_uid")
+    """A free_busy record from a Cronofy period, with the types the schema declares;
+    ValueError (or ZoneInfoNotFoundError, TypeError) when a field cannot be read as that."""
+    start, start_tzid = _boundary(period.get("start"), "start")
+    end, end_tzid = _boundary(period.get("end"), "end")
+    deleted = period.get("deleted") or False
+    if not isinstance(deleted, bool):
+        raise ValueError(f"`deleted` is {type(deleted).__name__}, not a boolean")
+    calendar_id = _text(period, "calendar_id", required=True)
+    event_uid = _text(period, "event_uid")
     if not event_uid:  # only without include_ids; keep the key non-null and stable
         digest = hashlib.sha1(f"{calendar_id}|{start}|{end}".encode(), usedforsecurity=False)
         event_uid = f"period_{digest.hexdigest()[:20]}"
@@ -467,7 +532,7 @@ def make_record(period: dict, account_id: str, watermark: str, zone: str) -> dic
         "account_id": account_id,
         "calendar_id": calendar_id,
         "event_uid": event_uid,
-        "event_id": period.get("event_id"),
+        "event_id": _text(period, "event_id"),
         "start": start,
         "end": end,
         "start_tzid": start_tzid,
@@ -475,7 +540,7 @@ def make_record(period: dict, account_id: str, watermark: str, zone: str) -> dic
         "start_time": _utc_time(start, start_tzid or zone),
         "end_time": _utc_time(end, end_tzid or zone),
         "all_day": isinstance(start, str) and len(start) == 10,
-        "free_busy_status": period.get("free_busy_status"),
+        "free_busy_status": _text(period, "free_busy_status"),
         "deleted": deleted,
         "last_modified": watermark,
         "_sdc_deleted_at": watermark if deleted else None,

@@ -114,3 +114,89 @@ def test_a_period_without_a_boundary_has_no_time(missing):
     }
     del period[missing]
     assert record(period)[f"{missing}_time"] is None
+
+
+# Answers that cannot be read: an error naming the period, never a record against its schema
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from jsonschema import Draft202012Validator, FormatChecker  # noqa: E402
+
+from tap_cronofy.schemas import FREE_BUSY  # noqa: E402
+from tap_cronofy.streams.free_busy import UNREADABLE  # noqa: E402
+
+VALIDATOR = Draft202012Validator(FREE_BUSY, format_checker=FormatChecker())
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=5,
+)
+BAD_TIMES = st.sampled_from(
+    [
+        "2026-13-45T25:61:00Z",
+        "2026-02-30",
+        "2026-12-02 09:00:00",
+        "2026-12-02T09:00:00",
+        "",
+        "Z" * 20,
+    ]
+)
+FIELDS = ["calendar_id", "event_uid", "event_id", "start", "end", "free_busy_status", "deleted"]
+
+
+def good_period(all_day: bool, localized: bool) -> dict:
+    start, end = (
+        ("2026-12-24", "2026-12-26")
+        if all_day
+        else ("2026-12-02T09:00:00Z", "2026-12-02T10:00:00Z")
+    )
+    period: dict = {"calendar_id": "cal_1", "event_uid": "evt_1", "free_busy_status": "busy"}
+    for name, value in (("start", start), ("end", end)):
+        period[name] = {"time": value, "tzid": "America/Coyhaique"} if localized else value
+    return period
+
+
+@given(
+    all_day=st.booleans(),
+    localized=st.booleans(),
+    field=st.sampled_from([*FIELDS, "start.time", "start.tzid", "end.time"]),
+    value=JSON | BAD_TIMES,
+)
+def test_a_corrupted_period_raises_a_readable_error_or_gives_a_valid_record(
+    all_day, localized, field, value
+):
+    period = good_period(all_day, localized)
+    name, _, inner = field.partition(".")
+    if inner:
+        if not isinstance(period[name], dict):
+            period[name] = {"time": period[name]}
+        period[name][inner] = value
+    else:
+        period[name] = value
+    try:
+        made = record(period, zone="Europe/Paris")
+    except UNREADABLE:
+        return
+    errors = [e.message for e in VALIDATOR.iter_errors(made)]
+    assert not errors, (period, made, errors)
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["2026-13-45T25:61:00Z", "2026-02-30", {"time": "2026-12-24", "tzid": "Mars/Olympus_Mons"}],
+)
+def test_an_unreadable_time_or_zone_raises(start):
+    with pytest.raises(UNREADABLE):
+        record({"calendar_id": "c", "event_uid": "e", "start": start, "end": "2026-12-26"})
+
+
+def test_a_zone_newer_than_the_host_comes_from_tzdata():
+    r = record(
+        {
+            "calendar_id": "c",
+            "event_uid": "e",
+            "start": {"time": "2026-12-24", "tzid": "America/Coyhaique"},
+            "end": {"time": "2026-12-25", "tzid": "America/Coyhaique"},
+        }
+    )
+    assert r["start_time"] == "2026-12-24T03:00:00Z"  # UTC-3 all year since 2025b

@@ -62,7 +62,7 @@ def file_of(tmp_path, entries=ENTRIES):
 
 def test_a_token_another_process_refreshed_is_reused_with_no_request(tmp_path):
     path = file_of(tmp_path)
-    first, client_1, _ = make(
+    first, _, _ = make(
         {"accounts_file": str(path), **APP},
         answers((200, {"access_token": "at-new", "refresh_token": "rt-2", "expires_in": FRESH})),
     )
