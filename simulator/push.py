@@ -70,7 +70,10 @@ class Notifier:
     def send(self, channel: dict, account_id: str, notification: dict) -> None:
         if not self.knobs.enabled:
             return
-        body = json.dumps({"notification": notification, "channel": channel}).encode()
+        # Compact, as Cronofy sends them (tests/fixtures/push/: the captured bytes).
+        body = json.dumps(
+            {"notification": notification, "channel": channel}, separators=(",", ":")
+        ).encode()
         due = time.time() + self.knobs.delay
         with self._cond:
             if self._thread is None:
@@ -159,4 +162,5 @@ def new_channel(callback_url: str, filters: dict | None) -> dict:
         "channel_id": f"chn_{secrets.token_hex(8)}",
         "callback_url": callback_url,
         "filters": filters or {},
+        "scheduling_conversations": {},
     }

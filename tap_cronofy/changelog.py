@@ -47,16 +47,20 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cronofy_log_meta (
         name TEXT PRIMARY KEY,
         value BIGINT NOT NULL)""",
-    # The SHA-256 of each notification body recorded: a replay (or Cronofy's retry of one
-    # notification) records nothing more. Pruned with the notifications.
+    # The SHA-256 of each notification body recorded, with the number it was recorded
+    # under: until a run has taken that number up, the same body again (Cronofy's retry, a
+    # replay) records nothing more; after, it is a new notification (lifecycle bodies carry
+    # no id or time, so every later one is byte-identical). Pruned with the notifications.
     """CREATE TABLE IF NOT EXISTS cronofy_seen (
         body_hash TEXT PRIMARY KEY,
-        received_at DOUBLE PRECISION NOT NULL)""",
+        received_at DOUBLE PRECISION NOT NULL,
+        seq BIGINT)""",
     "CREATE INDEX IF NOT EXISTS cronofy_seen_received ON cronofy_seen (received_at)",
 )
 LAST_SEQ = "last_seq"  # the last number handed out
 PRUNED_THROUGH = "pruned_through"  # every notification numbered up to this was pruned
 LOG_ID = "log_id"  # drawn when the log is created: a new or replaced log numbers from 1 again
+TAKEN = "taken_through"  # the highest number a run's snapshot has taken up
 
 
 POSTGRES_SCHEMES = ("postgres", "postgresql")
@@ -122,7 +126,13 @@ class ChangeLog:
         with self._transaction() as cursor:
             for statement in SCHEMA:
                 cursor.execute(statement)
-            initial = {LAST_SEQ: 0, PRUNED_THROUGH: 0, LOG_ID: 1 + secrets.randbelow(2**31 - 1)}
+            self._add_seen_seq(cursor)
+            initial = {
+                LAST_SEQ: 0,
+                PRUNED_THROUGH: 0,
+                LOG_ID: 1 + secrets.randbelow(2**31 - 1),
+                TAKEN: 0,
+            }
             for name, value in initial.items():
                 cursor.execute(
                     self._sql(
@@ -132,6 +142,16 @@ class ChangeLog:
                     (name, value),
                 )
             self.log_id = self._meta(cursor, LOG_ID)
+
+    def _add_seen_seq(self, cursor: t.Any) -> None:
+        """A log made by an earlier release lacks ``cronofy_seen.seq``: added (its rows,
+        without one, count as taken up: the same body again is a new notification)."""
+        if self.postgres:
+            cursor.execute("ALTER TABLE cronofy_seen ADD COLUMN IF NOT EXISTS seq BIGINT")
+            return
+        cursor.execute("PRAGMA table_info(cronofy_seen)")
+        if "seq" not in {row[1] for row in cursor.fetchall()}:
+            cursor.execute("ALTER TABLE cronofy_seen ADD COLUMN seq BIGINT")
 
     def describe(self) -> str:
         return describe(self.target)
@@ -220,16 +240,14 @@ class ChangeLog:
             if row is None:
                 return None
             account_id = row[0]
-            if body is not None:
+            digest = hashlib.sha256(body).hexdigest() if body is not None else None
+            if digest is not None:
                 cursor.execute(
-                    self._sql(
-                        "INSERT INTO cronofy_seen (body_hash, received_at) VALUES (?, ?) "
-                        "ON CONFLICT (body_hash) DO NOTHING"
-                    ),
-                    (hashlib.sha256(body).hexdigest(), at),
+                    self._sql("SELECT seq FROM cronofy_seen WHERE body_hash = ?"), (digest,)
                 )
-                if cursor.rowcount == 0:
-                    return account_id, 0
+                seen = cursor.fetchone()
+                if seen is not None and seen[0] is not None and seen[0] > self._meta(cursor, TAKEN):
+                    return account_id, 0  # recorded, and no run has taken it up yet
             # Locks the counter row until commit: numbers are handed out in commit order.
             cursor.execute(
                 self._sql("UPDATE cronofy_log_meta SET value = value + 1 WHERE name = ?"),
@@ -243,6 +261,15 @@ class ChangeLog:
                 ),
                 (seq, account_id, channel_id, kind, changes_since, at),
             )
+            if digest is not None:
+                cursor.execute(
+                    self._sql(
+                        "INSERT INTO cronofy_seen (body_hash, received_at, seq) VALUES (?, ?, ?) "
+                        "ON CONFLICT (body_hash) DO UPDATE SET received_at = excluded.received_at, "
+                        "seq = excluded.seq"
+                    ),
+                    (digest, at, seq),
+                )
             return account_id, seq
 
     def position(self) -> int:
@@ -268,6 +295,13 @@ class ChangeLog:
         with self._transaction() as cursor:
             last = self._meta(cursor, LAST_SEQ)
             pruned = self._meta(cursor, PRUNED_THROUGH)
+            # Taken up from here on: the same body again is a new notification. (Another
+            # shard's accounts are marked too: recording their body again costs nothing, as
+            # an account with notifications pending is queried once however many it has.)
+            cursor.execute(
+                self._sql("UPDATE cronofy_log_meta SET value = ? WHERE name = ? AND value < ?"),
+                (last, TAKEN, last),
+            )
             where = "seq > ? AND seq <= ?"
             params: list[t.Any] = [after, last]
             if accounts is not None:  # a shard's: its accounts' rows only, by the index

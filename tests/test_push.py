@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import math
 import re
 import signal
 import subprocess
@@ -365,6 +366,38 @@ def test_a_disconnected_profile_is_reported_by_the_next_run(push):
     warning = next(line for line in run.stderr.splitlines() if "disconnected" in line)
     assert c in warning and "re-authorise" in warning
     assert queried(run) == [(c, "notified (profile_disconnected)")]
+
+
+@pytest.mark.parametrize("kind", ["profile_initial_sync_completed", "change"])
+def test_the_same_notification_bytes_after_a_run_are_served_again(push, kind):
+    """Lifecycle notifications carry only their type and channel (tests/fixtures/push/),
+    and two changes may share a second: the second one, byte-identical to one a run
+    already served, is a new notification, and what changed is loaded by the next run."""
+    state = first_sync(push)
+    c = push.ids[1]
+    positions = []
+    second = 0
+    for round_ in range(2):
+        if kind == "change":
+            # Both changes notified within one second S (push.change moves 30 s on first).
+            now = push.sim.now()
+            push.sim.advance((second + 0.4 if round_ else math.floor(now) + 1.1) - 30 - now)
+            uid = push.change(c, status="free" if round_ else "tentative")  # notifies
+            second = math.floor(push.sim.now())
+        else:
+            push.sim.notifier.knobs.enabled = False  # the calendar's events, synced anew
+            push.sim.advance(2 * 86400 if round_ else 60)
+            uid = push.sim.create_event(c).event_uid
+            push.sim.notifier.knobs.enabled = True
+            push.sim.notify(c, kind)
+        push.flush()
+        positions.append(push.log.position())
+        run = run_tap(push.config, state, streams=STREAMS)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert dict(queried(run))[c] == f"notified ({kind})", (round_, queried(run))
+        assert uid in {r["event_uid"] for r in run.records("free_busy")}, round_
+        state = run.state
+    assert positions[1] == positions[0] + 1, "recorded as new, not dropped as a replay"
 
 
 def test_accounts_without_a_channel_are_named(push):

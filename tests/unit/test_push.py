@@ -3,15 +3,18 @@ answers (Falcon's test client, no socket), channel planning and what each run qu
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import hashlib
 import json
 import sqlite3
 import threading
+from pathlib import Path
 
 import falcon.testing
 import pytest
 
-from tap_cronofy.changelog import ChangeLog, Pending
+from tap_cronofy.changelog import SYNCED, ChangeLog, Pending
 from tap_cronofy.push.channels import plan
 from tap_cronofy.push.receiver import Pruner, make_app
 from tap_cronofy.push.signature import HEADER, sign, verify
@@ -598,3 +601,54 @@ def test_sqlite_keeps_one_connection_per_thread(log):
     worker.join()
     assert seen[0] is not first, "another thread, its own connection"
     assert log._local.sqlite.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+# Lifecycle notifications carry no id or time: the same bytes again, once served, are new
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "push"
+
+
+def captured(name: str, channel_id: str = "chn_a") -> bytes:
+    """The captured notification's bytes (compact, as Cronofy sends them: the length its
+    capture's Content-Length says), on one of this log's channels."""
+    fixture = json.loads((FIXTURES / f"{name}.json").read_text())
+    raw = json.dumps(fixture["body"], separators=(",", ":")).encode()
+    assert len(raw) == int(fixture["headers"]["content-length"]), "not the captured bytes"
+    body = copy.deepcopy(fixture["body"])
+    body["channel"]["channel_id"] = channel_id
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    "name", ["profile_initial_sync_completed", "profile_disconnected", "change"]
+)
+def test_the_same_body_after_a_run_took_it_up_is_a_new_notification(log, name):
+    test_client, notifications = client(log)
+    raw = captured(name)
+    assert post(test_client, None, raw=raw).status_code == 200
+    assert post(test_client, None, raw=raw).status_code == 200  # a retry: nothing more
+    assert log.position() == 1 and notifications.counts["duplicate"] == 1
+    log.snapshot(0)  # a run takes notification 1 up
+    assert post(test_client, None, raw=raw).status_code == 200  # two days later, the same
+    assert log.position() == 2, "a new notification, not a replay"
+    assert post(test_client, None, raw=raw).status_code == 200  # and its retry
+    assert log.position() == 2
+    last, _, pending = log.snapshot(1)
+    assert last == 2 and sum(p.count for p in pending.values()) == 1
+
+
+def test_a_log_from_an_earlier_release_keeps_working_and_counts_its_bodies_as_taken(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the cronofy_seen of 0.2 (no seq column)
+        db.execute(
+            "CREATE TABLE cronofy_seen (body_hash TEXT PRIMARY KEY, "
+            "received_at DOUBLE PRECISION NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO cronofy_seen VALUES (?, 1.0)",
+            (hashlib.sha256(b"lifecycle").hexdigest(),),
+        )
+    log = ChangeLog(str(path))
+    log.add_channel("chn_a", "acc_a", "https://hooks.example/cronofy", 0.0)
+    assert log.record("chn_a", SYNCED, None, 10.0, b"lifecycle") == ("acc_a", 1)
+    assert log.record("chn_a", SYNCED, None, 11.0, b"lifecycle") == ("acc_a", 0)
