@@ -19,6 +19,7 @@ from tap_cronofy import zones
 from tap_cronofy.changelog import POSTGRES_SCHEMES, is_postgres, sqlite_path
 from tap_cronofy.shards.shard import PATTERN as SHARD_PATTERN
 from tap_cronofy.shards.shard import Shard
+from tap_cronofy.tokenstore import parse
 
 DATA_CENTERS = {
     "us": "https://api.cronofy.com",
@@ -614,21 +615,34 @@ def where(path: str) -> str:
     return f" (relative to the Meltano project, {root})" if root else f" (in {os.getcwd()})"
 
 
+def entry_error(error: t.Any) -> str:
+    """A jsonschema error about an ``accounts_file`` entry, without the value (a token)."""
+    where_ = list(error.path)
+    entry = f"entry {where_[0]}" if where_ else "the list"
+    field_ = f"`{where_[1]}` " if len(where_) > 1 else ""
+    kind = error.validator
+    if kind == "type":
+        expected = error.validator_value
+        wanted = " or ".join(expected) if isinstance(expected, list) else str(expected)
+        what = f"must be of type {wanted}"
+    elif kind == "pattern":
+        what = "has spaces where a token or id cannot (an empty value, a space at either end)"
+    elif kind in ("required", "additionalProperties"):
+        what = error.message  # names the property, not a value
+    else:
+        what = f"is not valid ({kind})"
+    return f"`accounts_file`: {entry}: {field_}{what}."
+
+
 def account_entries(config: t.Mapping[str, t.Any]) -> list:
-    """The ``accounts`` list, from the setting or else from ``accounts_file``."""
+    """The ``accounts`` list, from the setting or else from ``accounts_file`` (ValueError
+    naming the line and what is wrong, never quoting the file)."""
     if config.get("accounts"):
         return list(config["accounts"])
     path = config.get("accounts_file")
     if not path:
         return []
-    path = project_path(path)
-    text = Path(path).read_text(encoding="utf-8")
-    if Path(path).suffix.lower() in (".yml", ".yaml"):
-        import yaml  # a dependency of singer-sdk
-
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
+    data = parse(Path(project_path(path)))
     if isinstance(data, dict) and "accounts" in data:
         data = data["accounts"]
     if not isinstance(data, list):
@@ -679,10 +693,7 @@ def check(config: t.Mapping[str, t.Any], environ: t.Mapping[str, str] | None = N
         from jsonschema import Draft202012Validator
 
         validator = Draft202012Validator(CONFIG_SCHEMA["properties"]["accounts"])
-        errors.extend(
-            f"`accounts_file`: {error.message} in entry {list(error.path)}"
-            for error in validator.iter_errors(entries)
-        )
+        errors.extend(entry_error(error) for error in validator.iter_errors(entries))
     seen: set[str] = set()
     for entry in entries:
         account_id = entry.get("account_id") if isinstance(entry, t.Mapping) else None

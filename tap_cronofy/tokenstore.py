@@ -10,6 +10,7 @@ import fcntl
 import itertools
 import json
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -140,6 +141,25 @@ def is_yaml(path: Path) -> bool:
     return path.suffix.lower() in (".yml", ".yaml")
 
 
+def parse(path: Path) -> t.Any:
+    """A JSON or YAML file's data. ValueError names the line and what is wrong, and never
+    quotes the file (its lines hold tokens): ``line 3, column 6: mapping values are not
+    allowed here``. OSError when it cannot be read."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return yaml.safe_load(text) if is_yaml(path) else json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        # The parser's words, without what it quotes of the file (a token, maybe).
+        problem = re.sub(r"'[^']{2,}'|\"[^\"]{2,}\"", "...", exc.problem or "not valid YAML")
+        raise ValueError(f"{at}{problem}") from None
+    except yaml.YAMLError:
+        raise ValueError("not valid YAML") from None
+
+
 class FileTokenStore:
     """An ``accounts_file`` (JSON or YAML) shared by the processes of one host (or of hosts
     whose shared file system honours POSIX locks). Refreshes of one account are serialised
@@ -191,11 +211,11 @@ class FileTokenStore:
 
     def _read(self) -> t.Any:
         try:
-            text = self.path.read_text(encoding="utf-8")
-            return yaml.safe_load(text) if is_yaml(self.path) else json.loads(text)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            msg = f"{self.describe()} cannot be read ({type(exc).__name__})"
-            raise TokenStoreError(msg) from None  # a parser's message may quote a token
+            return parse(self.path)
+        except OSError as exc:
+            raise TokenStoreError(f"{self.describe()} cannot be read ({exc.strerror})") from None
+        except ValueError as exc:
+            raise TokenStoreError(f"{self.describe()} cannot be read: {exc}") from None
 
     @staticmethod
     def _list(data: t.Any) -> list:
