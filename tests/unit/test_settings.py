@@ -139,7 +139,7 @@ def test_an_accounts_file_is_checked_like_the_setting(tmp_path):
     path = tmp_path / "accounts.yaml"
     path.write_text("accounts:\n  - account_id: acc_1\n")
     error = one_error({"accounts_file": str(path)})
-    assert error.startswith("`accounts_file`: 'access_token' is a required property")
+    assert error == "`accounts_file`: entry 0: 'access_token' is a required property."
     path.write_text('{"not": "a list"}')
     assert "must hold a list" in one_error({"accounts_file": str(path)})
 
