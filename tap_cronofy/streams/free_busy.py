@@ -537,8 +537,10 @@ def make_record(period: dict, account_id: str, watermark: str, zone: str) -> dic
         "end": end,
         "start_tzid": start_tzid,
         "end_tzid": end_tzid,
-        "start_time": _utc_time(start, start_tzid or zone),
-        "end_time": _utc_time(end, end_tzid or zone),
+        # One rule, Cronofy's: its window is by the query's tzid, so an all-day date starts
+        # at midnight in ``zone`` whatever its own tzid (a time carries its offset).
+        "start_time": _utc_time(start, zone),
+        "end_time": _utc_time(end, zone),
         "all_day": isinstance(start, str) and len(start) == 10,
         "free_busy_status": _text(period, "free_busy_status"),
         "deleted": deleted,

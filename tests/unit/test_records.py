@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import pendulum
 import pytest
 
 from tap_cronofy.streams.free_busy import make_record
@@ -69,16 +72,18 @@ def test_localized_times_keep_their_zone_and_give_utc():
     assert r["all_day"] is False
 
 
-def test_a_localized_all_day_period_is_midnight_in_its_own_zone():
+def test_a_localized_all_day_period_is_midnight_in_the_query_zone_not_its_own():
     r = record(
         {
             "calendar_id": "c",
             "event_uid": "e",
             "start": {"time": "2026-12-24", "tzid": "America/Chicago"},
             "end": {"time": "2026-12-25", "tzid": "America/Chicago"},
-        }
+        },
+        zone="Asia/Tokyo",
     )
-    assert r["all_day"] is True and r["start_time"] == "2026-12-24T06:00:00Z"
+    assert r["all_day"] is True and r["start_time"] == "2026-12-23T15:00:00Z"
+    assert r["start_tzid"] == "America/Chicago", "its own zone is kept beside it"
 
 
 def test_a_deletion_is_stamped_with_the_watermark():
@@ -183,7 +188,7 @@ def test_a_corrupted_period_raises_a_readable_error_or_gives_a_valid_record(
 
 @pytest.mark.parametrize(
     "start",
-    ["2026-13-45T25:61:00Z", "2026-02-30", {"time": "2026-12-24", "tzid": "Mars/Olympus_Mons"}],
+    ["2026-13-45T25:61:00Z", "2026-02-30", {"time": "2026-12-24", "tzid": 7}, {"time": 5}],
 )
 def test_an_unreadable_time_or_zone_raises(start):
     with pytest.raises(UNREADABLE):
@@ -192,11 +197,46 @@ def test_an_unreadable_time_or_zone_raises(start):
 
 def test_a_zone_newer_than_the_host_comes_from_tzdata():
     r = record(
+        {"calendar_id": "c", "event_uid": "e", "start": "2026-12-24", "end": "2026-12-25"},
+        zone="America/Coyhaique",
+    )
+    assert r["start_time"] == "2026-12-24T03:00:00Z"  # UTC-3 all year since 2025b
+
+
+# Cronofy's window is by the query tzid: no all-day period inside it is ever tombstoned
+
+from tap_cronofy.settings import Settings  # noqa: E402
+from tap_cronofy.window import DAYS_AHEAD, DAYS_BACK, bounds  # noqa: E402
+from tap_cronofy.zones import names  # noqa: E402
+
+# Every zone, and most often the farthest apart (26 hours: an edge day lies wholly outside).
+EXTREMES = ["Pacific/Kiritimati", "Etc/GMT-14", "Pacific/Pago_Pago", "Etc/GMT+12", "Etc/UTC"]
+ZONES = st.sampled_from(EXTREMES) | st.sampled_from(sorted(names()))
+
+
+@given(
+    query_zone=ZONES,
+    own_zone=ZONES,
+    today=st.dates(min_value=dt.date(2024, 1, 1), max_value=dt.date(2030, 12, 31)),
+    first=st.sampled_from([-DAYS_BACK, DAYS_AHEAD - 1]) | st.integers(-DAYS_BACK, DAYS_AHEAD - 1),
+    days=st.integers(1, 5),
+)
+def test_an_all_day_period_inside_cronofys_window_is_kept_in_any_zone(
+    query_zone, own_zone, today, first, days
+):
+    """Brute force: Cronofy's window is the days from today - 42 to today + 201 in the
+    query zone; an all-day period (in any own zone) on any of those days is kept live."""
+    settings = Settings.from_config({"tzid": query_zone, "localized_times": True})
+    window_ = bounds(settings, pendulum.Date(today.year, today.month, today.day))
+    start = today + dt.timedelta(days=first)
+    end = start + dt.timedelta(days=days)
+    made = record(
         {
             "calendar_id": "c",
             "event_uid": "e",
-            "start": {"time": "2026-12-24", "tzid": "America/Coyhaique"},
-            "end": {"time": "2026-12-25", "tzid": "America/Coyhaique"},
-        }
+            "start": {"time": start.isoformat(), "tzid": own_zone},
+            "end": {"time": end.isoformat(), "tzid": own_zone},
+        },
+        zone=query_zone,
     )
-    assert r["start_time"] == "2026-12-24T03:00:00Z"  # UTC-3 all year since 2025b
+    assert window_.keeps(made["start_time"], made["end_time"]), (made, window_)
