@@ -205,6 +205,9 @@ class Simulator:
         # Per account: a function that rewrites each free_busy answer (page) it is served,
         # as a malformed Cronofy answer would be (in-process tests only).
         self.corruptions: dict[str, t.Callable[[dict], object]] = {}
+        self.send_retry_after = True  # on a 429 of rate_limits
+        self.product_requests = 0  # the customer's product on the same quota
+        self.product_refused = 0
         self.requests: list[dict] = []
         self.log_bodies = True
         self._token_index: dict[str, dict[str, Account]] = {}
@@ -596,8 +599,18 @@ class Simulator:
                     return fault
             return None
 
-    def rate_limited(self) -> APIError | None:
-        """A 429 when serving now would exceed a configured per-application limit."""
+    def product_request(self) -> bool:
+        """A request of the customer's own product on the application's quota (which the
+        tap shares): True when served, False when refused with a 429 (counted)."""
+        refused = self.rate_limited(product=True) is not None
+        with self.lock:
+            self.product_requests += 1
+            self.product_refused += refused
+        return not refused
+
+    def rate_limited(self, *, product: bool = False) -> APIError | None:
+        """A 429 when serving now would exceed a configured per-application limit (Cronofy
+        documents no Retry-After: sent only with ``send_retry_after``)."""
         with self.lock:
             now = time.monotonic()
             longest = max((window for _, window in self.rate_limits), default=0)
@@ -606,8 +619,10 @@ class Simulator:
                 recent = [t for t in self._served if t > now - window]
                 if len(recent) >= limit:
                     wait = max(1, int(recent[0] + window - now + 0.999))
-                    self.rate_limited_count += 1
-                    return APIError(429, {"error": "rate_limited"}, {"Retry-After": str(wait)})
+                    if not product:
+                        self.rate_limited_count += 1
+                    headers = {"Retry-After": str(wait)} if self.send_retry_after else {}
+                    return APIError(429, {"error": "rate_limited"}, headers)
             self._served.append(now)
             return None
 

@@ -243,6 +243,7 @@ class Handler(BaseHTTPRequestHandler):
                 "token_lifetime",
                 "embed_userinfo",
                 "calendars_sub",
+                "send_retry_after",
             ):
                 if name in data:
                     setattr(sim, name, data[name])

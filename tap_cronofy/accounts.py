@@ -271,9 +271,9 @@ class AccountCredential:
         with gate:  # until one refresh succeeded, one at a time
             if application.refused:
                 raise self.fail(AccountError(self.account_id, APP_REFUSED, status=400, final=True))
-            self._refresh(client, held)
+            self._refresh(client, held, refused)
 
-    def _refresh(self, client: CronofyClient, held: Held) -> None:
+    def _refresh(self, client: CronofyClient, held: Held, refused: str | None) -> None:
         """One token request (two when another holder rotated the refresh token meanwhile):
         its tokens kept and written to the store, or the account (or application) failed."""
         used = self._refresh_token
@@ -282,7 +282,7 @@ class AccountCredential:
             # Refused: if someone outside our locks (the product, an older release) rotated
             # it since, the store has the new one: read it again and try that once.
             again = held.reread()
-            if again is not None and self._adopt(again, None):
+            if again is not None and self._adopt(again, refused):
                 return
             if again is not None and again.refresh_token and again.refresh_token != used:
                 SECRETS.add(again.refresh_token)

@@ -15,10 +15,10 @@ from datetime import datetime, timezone
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
-import backoff
 import msgspec.json
 import requests
 
+from tap_cronofy.backpressure import FLOOR, Backpressure
 from tap_cronofy.changelog import describe as describe_target
 from tap_cronofy.errors import (
     CredentialError,
@@ -111,6 +111,12 @@ class CronofyClient:
         self.settings = settings
         self.user_agent = user_agent
         self.logger = logger
+        minutes = settings.max_run_minutes
+        self.pressure = Backpressure(
+            settings.backoff_factor_seconds,
+            deadline=time.monotonic() + minutes * 60 if minutes > 0 else None,
+            longest_wait=settings.max_retry_wait_seconds,
+        )
         self.limiter = SlidingWindowLimiter(
             [(settings.requests_per_second, 1.0), (settings.requests_per_minute, 60.0)],
             margin=0.02,
@@ -171,27 +177,60 @@ class CronofyClient:
         return self._with_retries(self._plain, "POST", url, None, body, None)
 
     def _with_retries(self, send: t.Callable[..., Reply], *args: t.Any) -> Reply:
+        """``send`` until it answers: a 429 is not a failed try (the quota is shared with
+        your product, so most are not the tap's doing): every thread pauses for the window,
+        the rate drops, and the wait is paid from the run's time; 5xx and network errors
+        are retried ``max_retries`` times in all."""
         settings = self.settings
-        decorated = backoff.on_exception(
-            self._waits,
-            RETRIABLE,
-            max_tries=settings.max_retries,
-            on_backoff=self._log_retry,
-            jitter=None,
-            logger=None,
-        )(send)
-        try:
-            return decorated(*args)
-        except RETRIABLE as exc:
-            msg = (
-                f"Giving up after {settings.max_retries} tries: {describe(exc)}. Cronofy or "
-                "the network kept failing; run the tap again later (state was kept, nothing "
-                "is lost)."
-            )
-            response = getattr(exc, "response", None)
-            raise CronofyAPIError(
-                msg, status=response.status_code if response is not None else None
-            ) from exc
+        tries = 0
+        quota_waited = 0.0
+        waits = self._waits()
+        next(waits)
+        while True:
+            try:
+                reply = send(*args)
+            except RETRIABLE as exc:
+                response = getattr(exc, "response", None)
+                if response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+                    wait = self.pressure.refused(retry_after_seconds(exc))
+                    if not self.pressure.may_wait(wait, quota_waited):
+                        msg = (
+                            f"Cronofy kept refusing requests for the quota (429) for "
+                            f"{quota_waited:.0f} s, and the run's time is spent: "
+                            f"{describe(exc)}. Your product may be using the whole quota; "
+                            "the next run catches up (state was kept, nothing is lost)."
+                        )
+                        raise CronofyAPIError(msg, status=429) from exc
+                    quota_waited += wait
+                    self.limiter.pause(wait)
+                    self._log_quota_wait(wait, exc, self.limiter.slow_down(FLOOR))
+                    continue
+                tries += 1
+                if tries >= settings.max_retries:
+                    msg = (
+                        f"Giving up after {settings.max_retries} tries: {describe(exc)}. "
+                        "Cronofy or the network kept failing; run the tap again later (state "
+                        "was kept, nothing is lost)."
+                    )
+                    raise CronofyAPIError(
+                        msg, status=response.status_code if response is not None else None
+                    ) from exc
+                wait = waits.send(exc)
+                self._log_retry({"wait": wait, "tries": tries, "exception": exc})
+                time.sleep(wait)
+                continue
+            self.limiter.speed_up(self.pressure.accepted())
+            return reply
+
+    def _log_quota_wait(self, wait: float, exc: BaseException, limits: list[int]) -> None:
+        self.logger.warning(
+            "Cronofy's quota is spent (429%s): every request waits %.1f s, and the tap "
+            "slows to %d requests/second and %d/minute (half what it sent, at least a tenth of "
+            "its limits), then speeds up again gradually.",
+            ", Retry-After" if retry_after_seconds(exc) is not None else ", no Retry-After",
+            wait,
+            *limits,
+        )
 
     def _authorized(
         self, method: str, url: str, params: dict | None, body: dict | None, cred: Credential
@@ -291,11 +330,12 @@ class CronofyClient:
     # Retries
 
     def _waits(self) -> t.Generator[float, t.Any, None]:
-        """``Retry-After`` when Cronofy sends it (capped), else exponential with jitter."""
+        """Before each retry of a 5xx or network error: ``Retry-After`` when Cronofy sends
+        it (capped), else exponential with jitter."""
         factor = self.settings.backoff_factor_seconds
         cap = self.settings.max_retry_wait_seconds
         attempt = 0
-        exception = yield  # type: ignore[misc]  # backoff primes the generator with send(None)
+        exception = yield  # type: ignore[misc]  # primed with next()
         while True:
             wait = retry_after_seconds(exception)
             if wait is None:

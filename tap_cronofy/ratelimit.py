@@ -40,9 +40,40 @@ class SlidingWindowLimiter:
         self._long_pause = long_pause
         self._waiters = 0
         self._blocked_since = 0.0
+        # After 429s, each window's limit as cut (half what it held), climbing back.
+        self._caps = [float(limit) for limit, _ in self._windows]
+        self._paused_until = 0.0  # nothing is sent before this (a 429's wait)
         # Wall time during which at least one thread waited: threads waiting together
         # count once, so this never exceeds the run's own length.
         self.waited_seconds = 0.0
+
+    def slow_down(self, floor: float) -> list[int]:
+        """A 429: each window's limit becomes half of what it holds now (requests answered
+        in it and in flight), but not below ``floor`` of the configured limit (nor 1): a
+        tap that sends little is not what fills the quota. The new limits."""
+        with self._cond:
+            now = self._clock()
+            for i, ((limit, window), done) in enumerate(zip(self._windows, self._done)):
+                held = sum(1 for moment in done if moment > now - window) + self._in_flight
+                self._caps[i] = min(self._caps[i], max(1.0, limit * floor, held / 2))
+            return self.limits()
+
+    def speed_up(self, share: float) -> None:
+        """``share`` of each configured limit back, up to the configured limit."""
+        if share <= 0:
+            return
+        with self._cond:
+            for i, (limit, _) in enumerate(self._windows):
+                self._caps[i] = min(float(limit), self._caps[i] + share * limit)
+            self._cond.notify_all()
+
+    def limits(self) -> list[int]:
+        return [int(cap) for cap in self._caps]
+
+    def pause(self, seconds: float) -> None:
+        """No request of any thread starts for ``seconds`` (a 429 was answered)."""
+        with self._cond:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     @contextlib.contextmanager
     def request(self) -> collections.abc.Iterator[None]:
@@ -64,9 +95,10 @@ class SlidingWindowLimiter:
             while True:
                 with self._cond:
                     now = self._clock()
-                    wait = 0.0
+                    wait = max(0.0, self._paused_until - now)
                     answers_awaited = False  # a window full of requests still in flight
-                    for (limit, window), done in zip(self._windows, self._done):
+                    for (_, window), done, cap in zip(self._windows, self._done, self._caps):
+                        limit = int(cap)
                         while done and done[0] <= now - window:
                             done.popleft()
                         if len(done) + self._in_flight >= limit:

@@ -71,22 +71,39 @@ def test_retry_after_is_honoured_and_capped(sim):
     sim.add_fault(status=429, retry_after="3600", times=1, path="/v1/free_busy")
     run = run_tap(tap_config(sim, sim.url, max_retry_wait_seconds=0.5), streams=FB)
     assert run.returncode == 0, run.stderr
-    assert "Retrying in 0.25 s" in run.stderr
-    assert "Retrying in 0.50 s" in run.stderr, "a long Retry-After is capped"
+    assert "(429, Retry-After): every request waits 0.2 s" in run.stderr
+    assert "(429, Retry-After): every request waits 0.5 s" in run.stderr, "capped"
     assert_exact_full_sync(sim, run)
+
+
+def quota_waits(run) -> list[float]:
+    return [
+        float(line.split("every request waits ")[1].split(" s")[0])
+        for line in run.stderr.splitlines()
+        if "every request waits" in line
+    ]
 
 
 def test_429_without_retry_after_backs_off_exponentially(sim):
     sim.add_fault(status=429, times=3, path="/v1/free_busy")
-    config = tap_config(sim, sim.url, backoff_factor_seconds=0.02, max_parallel_accounts=1)
+    config = tap_config(sim, sim.url, backoff_factor_seconds=0.05, max_parallel_accounts=1)
     run = run_tap(config, streams=FB)
     assert run.returncode == 0, run.stderr
-    waits = [
-        float(line.split("Retrying in ")[1].split(" s")[0])
-        for line in run.stderr.splitlines()
-        if "Retrying in" in line
-    ]
-    assert len(waits) == 3 and waits[0] < waits[1] < waits[2]
+    waits = quota_waits(run)
+    assert waits == [0.1, 0.1, 0.2] or (len(waits) == 3 and waits[0] <= waits[1] < waits[2])
+    assert "slows to 5 requests/second and 50/minute" in run.stderr, "a tenth: it sent little"
+    assert_exact_full_sync(sim, run)
+
+
+def test_429s_are_not_failed_tries_and_never_fail_an_account_while_time_lasts(sim):
+    """Far more 429s than `max_retries` (the product holds the quota): waited out."""
+    sim.add_fault(status=429, times=12, path="/v1/free_busy")
+    config = tap_config(
+        sim, sim.url, max_retries=2, backoff_factor_seconds=0.01, max_retry_wait_seconds=0.05
+    )
+    run = run_tap(config, streams=FB)
+    assert run.returncode == 0, run.stderr
+    assert len(quota_waits(run)) == 12 and "Giving up" not in run.stderr
     assert_exact_full_sync(sim, run)
 
 

@@ -289,6 +289,7 @@ def test_rotated_refresh_tokens_survive_across_runs(sim, tmp_path, suffix):
         run = run_tap(config, state, streams=["free_busy"])
         assert run.returncode == 0, run.stderr
         state = run.state
+        sim.advance(sim.token_lifetime + 60)  # the saved access tokens have expired
         saved = (json.loads if suffix == ".json" else yaml.safe_load)(path.read_text())
         assert {e["account_id"]: e["refresh_token"] for e in saved} == {
             a.account_id: a.refresh_token for a in sim.accounts.values()
@@ -301,5 +302,6 @@ def test_rotated_refresh_tokens_survive_across_runs(sim, tmp_path, suffix):
     config["save_rotated_refresh_tokens"] = False
     run = run_tap(config, state, streams=["free_busy"])
     assert run.returncode == 0 and "NEW refresh token" in run.stderr
+    sim.advance(sim.token_lifetime + 60)
     run = run_tap(config, run.state, streams=["free_busy"])
     assert run.returncode == 1 and "invalid_grant" in run.stderr

@@ -163,3 +163,20 @@ def test_store_read_errors_quote_nothing_of_the_file(tmp_path):
     with pytest.raises(TokenStoreError) as caught:
         FileTokenStore(path).entries()
     assert "rt-secret" not in str(caught.value) and caught.value.__cause__ is None
+
+
+def test_a_token_cronofy_refused_is_never_adopted_from_the_store(tmp_path):
+    """The store's access token looks fresh (its expiry is ahead) but Cronofy refused it,
+    and its refresh token was rotated away: the account fails, it does not loop on it."""
+    expires = "2999-01-01T00:00:00Z"
+    path = file_of(tmp_path, [{**ENTRIES[0], "access_token_expires_at": expires}])
+    accounts, client, _ = make(
+        {"accounts_file": str(path), **APP},
+        {
+            "/v1/userinfo": [(401, {}), (200, {"sub": "acc_a"})],
+            "/oauth/token": [(400, {"error": "invalid_grant"})],
+        },
+    )
+    with pytest.raises(AccountError, match="invalid_grant"):
+        accounts.userinfo("acc_a")
+    assert [p for p, _ in client.sent] == ["/v1/userinfo", "/oauth/token"]
