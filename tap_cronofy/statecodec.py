@@ -22,6 +22,11 @@ import hashlib
 import json
 import typing as t
 
+# The state's format, written into every STATE: 1, entries spelled out (0.2); 2, shared
+# values as one object (6ffc80f..9a4b93d); 3, entries as lists naming a digest (9af9575 on;
+# the number written from 2d4c081's successor). A reader meeting a newer one says so.
+FORMAT = 3
+FORMAT_KEY = "tap_cronofy_state_format"
 ACCOUNTS = "accounts"  # a stream state's per-account entries (free_busy, calendars)
 SHARED = "shared"  # a stream state's shared values, by the digest of their content
 BOOKMARKS = "bookmarks"
@@ -33,6 +38,7 @@ def compact(state: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     out = dict(state)
     bookmarks = state.get(BOOKMARKS)
     if isinstance(bookmarks, t.Mapping):
+        out[FORMAT_KEY] = FORMAT
         out[BOOKMARKS] = {
             stream: compact_stream(value) if _has_accounts(value) else value
             for stream, value in bookmarks.items()
@@ -42,6 +48,7 @@ def compact(state: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 
 def expand(state: dict[str, t.Any]) -> dict[str, t.Any]:
     """``state`` with every stream's entries spelled out again, in place (and returned)."""
+    state.pop(FORMAT_KEY, None)  # said again on every write
     bookmarks = state.get(BOOKMARKS)
     if isinstance(bookmarks, dict):
         for value in bookmarks.values():
@@ -49,6 +56,18 @@ def expand(state: dict[str, t.Any]) -> dict[str, t.Any]:
                 value[ACCOUNTS] = _expanded_entries(value)
                 value.pop(SHARED, None)
     return state
+
+
+def newer_format(state: t.Mapping[str, t.Any]) -> str | None:
+    """What to say when ``state`` was written in a format newer than this release reads."""
+    written = state.get(FORMAT_KEY)
+    if isinstance(written, int) and not isinstance(written, bool) and written > FORMAT:
+        return (
+            f"The state was written by a newer tap-cronofy (state format {written}; this "
+            f"release reads up to {FORMAT}): upgrade tap-cronofy (nothing was requested, the "
+            "state is untouched)."
+        )
+    return None
 
 
 def compact_stream(value: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -84,6 +103,13 @@ def _written(entry: t.Any, digest: str, shared: t.Mapping[str, t.Any]) -> t.Any:
 def _expanded_entries(value: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     shared = value.get(SHARED)
     bases = shared if isinstance(shared, t.Mapping) else {}
+    if bases and not any(isinstance(v, t.Mapping) for v in bases.values()):
+        # Format 2 (6ffc80f..9a4b93d): one object of shared values, entries objects of
+        # what differs from it.
+        return {
+            account_id: _merged(bases, entry) if isinstance(entry, t.Mapping) else entry
+            for account_id, entry in value[ACCOUNTS].items()
+        }
     out = {}
     for account_id, entry in value[ACCOUNTS].items():
         if not _is_written(entry):
@@ -93,11 +119,15 @@ def _expanded_entries(value: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
         if not isinstance(base, t.Mapping):  # its values are lost: read it whole again
             out[account_id] = {}
             continue
-        differs = entry[1] if len(entry) > 1 else {}
-        full = {k: v for k, v in base.items() if k not in differs}
-        full.update((k, v) for k, v in differs.items() if not (k in base and v is None))
-        out[account_id] = full
+        out[account_id] = _merged(base, entry[1] if len(entry) > 1 else {})
     return out
+
+
+def _merged(base: t.Mapping[str, t.Any], differs: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """An entry spelled out: the shared values, then what differs (``null``: no such key)."""
+    full = {k: v for k, v in base.items() if k not in differs}
+    full.update((k, v) for k, v in differs.items() if not (k in base and v is None))
+    return full
 
 
 def _is_written(entry: t.Any) -> bool:

@@ -34,7 +34,7 @@ from tap_cronofy.settings import (
     selection_errors,
     unknown_settings,
 )
-from tap_cronofy.statecodec import expand
+from tap_cronofy.statecodec import expand, newer_format
 from tap_cronofy.streams import (
     AccountsStream,
     CalendarsStream,
@@ -110,6 +110,13 @@ class TapCronofy(Tap):
         self.state.setdefault("bookmarks", {})  # every STATE carries a bookmarks object
         # As written, accounts' entries share values (statecodec): spelled out here.
         expand(t.cast(dict, self.state))
+
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """The SDK's, after the state's format is checked: one this release cannot read
+        stops the run before any request, in one line."""
+        if (newer := newer_format(state)) is not None:
+            raise ConfigValidationError("State cannot be read", errors=[newer])
+        super().load_state(state)
 
     @cached_property
     def settings(self) -> Settings:

@@ -119,13 +119,19 @@ def legacy_scope_fingerprint(settings: Settings) -> str:
 
 def scope_change(recorded: str, settings: Settings) -> list[str]:
     """The scope settings whose value differs from the ``recorded`` fingerprint; all of
-    them when it does not name them (a fingerprint written before they were named)."""
+    them when it does not name them (a fingerprint written before they were named). A
+    shorter fingerprint of a setting (6 hex, as 6ffc80f..9a4b93d wrote) that begins the
+    current one is the same value."""
     current = dict(part.split("=", 1) for part in scope_fingerprint(settings).split(","))
     parts = [part.split("=", 1) for part in recorded.split(",")]
     before = dict(p for p in parts if len(p) == 2)
     if set(before) != set(current):
         return list(SCOPE_SETTINGS)
-    return [name for name in SCOPE_SETTINGS if before[name] != current[name]]
+    return [
+        name
+        for name in SCOPE_SETTINGS
+        if not (len(before[name]) >= 6 and current[name].startswith(before[name]))
+    ]
 
 
 def flag(value: bool) -> str:
@@ -199,8 +205,9 @@ def needs_full_read(state: t.Mapping[str, t.Any], settings: Settings) -> str | N
         return "first sync"
     if HORIZON not in state or SCOPE not in state:
         return "its state predates horizon tracking"
-    if state[SCOPE] not in (scope_fingerprint(settings), legacy_scope_fingerprint(settings)):
-        changed = scope_change(str(state[SCOPE]), settings)
+    if state[SCOPE] != legacy_scope_fingerprint(settings) and (
+        changed := scope_change(str(state[SCOPE]), settings)
+    ):
         if changed == list(SCOPE_SETTINGS):
             return "the query scope changed (" + ", ".join(changed[:-1]) + " or tzid)"
         return "the query scope changed: " + ", ".join(changed)

@@ -12,6 +12,7 @@ from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.ratelimit import SlidingWindowLimiter
 from tap_cronofy.redact import MASK, SecretRegistry, install_log_redaction
 from tap_cronofy.report import quota_warning
+from tap_cronofy.statecodec import FORMAT, FORMAT_KEY
 
 
 def test_secrets_are_masked_longest_first():
@@ -404,8 +405,8 @@ def test_the_sdks_state_messages_are_held_and_only_the_latest_goes_out(capsysbin
     writer.finish()  # nothing held any more: nothing more written
     lines = [json.loads(line) for line in capsysbinary.readouterr().out.splitlines()]
     assert [line["value"] for line in lines] == [
-        {"bookmarks": {"checkpoint": True}},
-        {"bookmarks": {"a": 2}},
+        {"bookmarks": {"checkpoint": True}, FORMAT_KEY: FORMAT},
+        {"bookmarks": {"a": 2}, FORMAT_KEY: FORMAT},
     ]
     assert writer.states_written == 2
 
