@@ -6,7 +6,7 @@ READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 DEMO_PLUGINS := .meltano/.ready-demo
 
-.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards bench-fleet-shards bench-shared-quota clean
+.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards bench-fleet-shards bench-shared-quota soak-fleet clean
 
 install: $(READY)
 
@@ -95,6 +95,10 @@ bench-fleet-shards: $(READY)
 # A fleet before (BENCH_BASELINE) and after: requests per account per day, CPU/RSS per account.
 bench-fleet: $(READY)
 	$(BIN)/python benchmarks/fleet.py
+
+# The production topology over simulated days (tests/test_fleet_soak.py), deep: 30 rounds.
+soak-fleet: $(READY)
+	SOAK_ROUNDS=30 $(BIN)/pytest -q tests/test_fleet_soak.py
 
 # The tap beside the customer's product on one quota (429s without Retry-After).
 bench-shared-quota: $(READY)
