@@ -162,6 +162,13 @@ CALENDAR = th.PropertiesList(
         description="When the tap first saw this version of the calendar, by Cronofy's clock",
     ),
     th.Property(
+        "full_listing_at",
+        th.DateTimeType,
+        description="When the tap last read the account's calendars with no state to "
+        "compare against (its first read, or after the state was cleared): every calendar "
+        "then listed was emitted then, so one whose last_modified is older is no longer listed",
+    ),
+    th.Property(
         "_sdc_deleted_at",
         th.DateTimeType,
         description="Set when /v1/calendars stopped listing the calendar",

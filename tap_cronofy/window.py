@@ -39,6 +39,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Keys of an account's calendars state.
 READ_ON = "read_on"  # the day (in tzid, by Cronofy's clock) its calendars were last read
 CALENDARS = "calendars"  # calendar_id -> fingerprint of the record last emitted
+FULL_LISTING = "full_listing"  # when its calendars were last listed with nothing to compare
 LAST_RUN = "last_run"  # calendars' stream state: when its previous run started
 
 
@@ -433,14 +434,24 @@ def calendar_changes(
     state: t.Mapping[str, t.Any] | None,
     today: pendulum.Date,
     calendars: t.Mapping[str, str],
+    seen_at: str,
 ) -> tuple[list[str], list[str], dict[str, t.Any]]:
     """From a read's calendars (calendar_id -> fingerprint): the ids to emit (new or
     changed), the ids to emit marked deleted (emitted before, no longer listed), and the
-    account's new calendars state (those no longer listed drop out)."""
-    known = (state or {}).get(CALENDARS) or {}
+    account's new calendars state (those no longer listed drop out). A read with no
+    calendars state is a full listing: every calendar is emitted, and ``seen_at`` kept
+    as its time (a calendar deleted before it, which no state remembers, is then told
+    apart in the warehouse by an older last_modified)."""
+    recorded = (state or {}).get(CALENDARS)
+    full = not isinstance(recorded, t.Mapping)
+    known: t.Mapping[str, t.Any] = {} if full else t.cast(t.Mapping[str, t.Any], recorded)
     changed = [c for c, fingerprint in calendars.items() if known.get(c) != fingerprint]
     removed = sorted(c for c in known if c not in calendars)
-    return changed, removed, {READ_ON: today.isoformat(), CALENDARS: dict(calendars)}
+    listing = seen_at if full else (state or {}).get(FULL_LISTING)
+    new_state = {READ_ON: today.isoformat(), CALENDARS: dict(calendars)}
+    if listing:
+        new_state[FULL_LISTING] = listing
+    return changed, removed, new_state
 
 
 def resync_due(last: str | None, account_id: str, today: pendulum.Date, every: int) -> bool:

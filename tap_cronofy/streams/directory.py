@@ -12,6 +12,7 @@ from tap_cronofy.schemas import ACCOUNT, CALENDAR, CALENDAR_FIELDS
 from tap_cronofy.streams.base import CronofyStream, fingerprint
 from tap_cronofy.window import (
     ACCOUNTS,
+    FULL_LISTING,
     LAST_RUN,
     calendar_changes,
     calendars_due,
@@ -162,10 +163,12 @@ class CalendarsStream(_PerAccountStream):
             for calendar in body.get("calendars") or ()
             if isinstance(calendar, dict) and calendar.get("calendar_id")
         }
+        seen_at = format_time(reply.server_time)
         changed, removed, state = calendar_changes(
             self._states.get(account_id),
             self._today,
             {calendar_id: fingerprint(r, 12) for calendar_id, r in records.items()},
+            seen_at,
         )
         self.logger.info(
             "Account %s: calendars read (%s): %s, %d new or changed, %d no longer listed "
@@ -176,11 +179,17 @@ class CalendarsStream(_PerAccountStream):
             len(changed),
             len(removed),
         )
-        seen_at = format_time(reply.server_time)
+        listing = state.get(FULL_LISTING)
         emitted = [
-            {**records[c], "last_modified": seen_at, "_sdc_deleted_at": None} for c in changed
+            {
+                **records[c],
+                "last_modified": seen_at,
+                "full_listing_at": listing,
+                "_sdc_deleted_at": None,
+            }
+            for c in changed
         ]
-        emitted += [gone_calendar(account_id, c, seen_at) for c in removed]
+        emitted += [gone_calendar(account_id, c, seen_at, listing) for c in removed]
         return Answer(emitted, state, kind="read")
 
     def keep(self, account_id: str, state: dict) -> None:
@@ -239,7 +248,7 @@ class AccountsStream(_PerAccountStream):
         }
 
 
-def gone_calendar(account_id: str, calendar_id: str, seen_at: str) -> dict:
+def gone_calendar(account_id: str, calendar_id: str, seen_at: str, listing: str | None) -> dict:
     """A calendar that /v1/calendars no longer lists: marked deleted (its other fields are
     not known any more)."""
     return {
@@ -248,6 +257,7 @@ def gone_calendar(account_id: str, calendar_id: str, seen_at: str) -> dict:
         "calendar_id": calendar_id,
         "calendar_deleted": True,
         "last_modified": seen_at,
+        "full_listing_at": listing,
         "_sdc_deleted_at": seen_at,
     }
 

@@ -506,17 +506,22 @@ def test_the_gap_between_runs_is_hours_since_the_previous_one():
 
 def test_only_new_or_changed_calendars_are_emitted_and_gone_ones_are_marked_deleted():
     state = {w.READ_ON: "2026-11-30", w.CALENDARS: {"cal_1": "f1", "cal_2": "f2", "gone": "f"}}
+    state = {**state, w.FULL_LISTING: "2026-11-01T08:00:00Z"}
     emit, removed, new = w.calendar_changes(
-        state, TODAY, {"cal_1": "f1", "cal_2": "F2", "cal_3": "f3"}
+        state, TODAY, {"cal_1": "f1", "cal_2": "F2", "cal_3": "f3"}, "2026-12-01T09:00:00Z"
     )
     assert emit == ["cal_2", "cal_3"] and removed == ["gone"]
     assert new == {
         w.READ_ON: TODAY.isoformat(),
         w.CALENDARS: {"cal_1": "f1", "cal_2": "F2", "cal_3": "f3"},
-    }
+        w.FULL_LISTING: "2026-11-01T08:00:00Z",
+    }, "the full listing's time carries over"
 
 
-def test_a_first_read_emits_every_calendar():
-    emit, removed, new = w.calendar_changes(None, TODAY, {"cal_1": "f1", "cal_2": "f2"})
+def test_a_first_read_emits_every_calendar_and_is_a_full_listing():
+    at = "2026-12-01T09:00:00Z"
+    emit, removed, new = w.calendar_changes(None, TODAY, {"cal_1": "f1", "cal_2": "f2"}, at)
     assert emit == ["cal_1", "cal_2"] and removed == []
-    assert new[w.CALENDARS] == {"cal_1": "f1", "cal_2": "f2"}
+    assert new[w.CALENDARS] == {"cal_1": "f1", "cal_2": "f2"} and new[w.FULL_LISTING] == at
+    again = w.calendar_changes({w.READ_ON: "2026-11-30"}, TODAY, {"cal_1": "f1"}, at)
+    assert again[0] == ["cal_1"] and again[2][w.FULL_LISTING] == at, "no calendars known"
