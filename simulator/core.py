@@ -379,6 +379,7 @@ class Simulator:
                 }
             ],
             "event": {"summary": f"Interview {index} – café ☕"},
+            "duration": {"minutes": 30 + 15 * (index % 3)},  # the docs' query example
         }
         if index % 3 != 0:
             request["recipient_operations"]["decline_url"] = (

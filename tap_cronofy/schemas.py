@@ -129,6 +129,11 @@ SCHEDULING_REQUEST = th.PropertiesList(
         ),
     ),
     th.Property(
+        "duration",
+        th.ObjectType(th.Property("minutes", th.IntegerType), additional_properties=True),
+        description='The meeting\'s length, e.g. {"minutes": 30}',
+    ),
+    th.Property(
         "last_modified",
         th.DateTimeType,
         required=True,
@@ -229,5 +234,20 @@ ACCOUNT = th.PropertiesList(
             )
         ),
         description="Conferencing profiles (`cronofy.data.conferencing_profiles`)",
+    ),
+    th.Property(
+        "application_calendar_id",
+        th.StringType,
+        description="An application calendar's own id (its userinfo's `application_calendar_id`)",
+    ),
+    th.Property(
+        "application_calendar",
+        th.ObjectType(additional_properties=True),
+        description="`cronofy.data.application_calendar`, as Cronofy sends it",
+    ),
+    th.Property(
+        "service_account",
+        th.ObjectType(additional_properties=True),
+        description="`cronofy.data.service_account`, as Cronofy sends it",
     ),
 ).to_dict()

@@ -16,6 +16,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 
 from simulator import Simulator, SimulatorServer
 from tests.helpers import ROOT, select_streams, start_receiver, tap_config
@@ -56,6 +57,12 @@ def test_the_fleet_side_by_side_over_days(tmp_path):
     server = SimulatorServer(sim).start()
     log_path = tmp_path / "changes.db"
     receiver, host, port = start_receiver(sim.client_secret, log_path)
+    receiver_said: list[str] = []  # drained, or a full pipe would stall the receiver
+    drain = threading.Thread(
+        target=lambda: receiver_said.extend(receiver.stderr),
+        daemon=True,  # type: ignore[arg-type]
+    )
+    drain.start()
     now = sim.now_dt().replace(minute=0, second=0, microsecond=0)
     for account_id in sorted(sim.accounts):  # change_the_calendars edits one every ten days
         first = (now - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -89,7 +96,7 @@ def test_the_fleet_side_by_side_over_days(tmp_path):
                 sim.notify(rng.choice(ids), "profile_initial_sync_completed")
             sim.add_fault(status=500, times=2, path="/v1/free_busy")
             sim.add_fault(status=429, times=3, path="/v1/free_busy")  # no Retry-After
-            assert sim.notifier.flush(timeout=60)
+            assert sim.notifier.flush(timeout=60), f"round {round_}: notifications stuck"
             running = {}
             for shard in SHARDS:
                 path = tmp_path / f"config-{shard.replace('/', '-')}.json"
@@ -110,7 +117,7 @@ def test_the_fleet_side_by_side_over_days(tmp_path):
                 check = [sys.executable, "-m", "tap_cronofy.check", "--config", str(plain)]
                 running["check"] = launch(check)
             outputs = {name: process.communicate(timeout=300) for name, process in running.items()}
-            said = "\n".join(out + err for out, err in outputs.values())
+            said = "\n".join([*(out + err for out, err in outputs.values()), *receiver_said])
             for secret in secrets_of(sim):
                 assert secret not in said, f"round {round_}: a secret in the output"
             for name, process in running.items():

@@ -158,3 +158,17 @@ def test_failed_batch_keeps_what_was_emitted_and_rerun_fills_the_gap(sim):
     rerun = run_tap(config, failed.state, streams=SR)
     assert rerun.returncode == 0, rerun.stderr
     assert sorted(rerun.record_keys("scheduling_requests")) == sorted(ids[20:])
+
+
+def test_duration_is_loaded_and_an_undeclared_field_is_named_once(sim):
+    ids = list(sim.scheduling)[:12]
+    for request_id in ids[:5]:  # a field no one has documented yet, on five requests
+        sim.scheduling[request_id]["meeting_room_hint"] = "Level 3"
+    run = run_tap(tap_config(sim, sim.url, scheduling_request_ids=ids), streams=SR)
+    assert run.returncode == 0, run.stderr
+    records = {r["scheduling_request_id"]: r for r in run.records("scheduling_requests")}
+    for request_id in ids:
+        assert records[request_id]["duration"] == sim.scheduling[request_id]["duration"]
+        assert "meeting_room_hint" not in records[request_id]
+    named = [line for line in run.stderr.splitlines() if "does not declare" in line]
+    assert len(named) == 1 and "does not declare, not loaded: meeting_room_hint." in named[0]

@@ -245,7 +245,14 @@ class AccountsStream(_PerAccountStream):
             "conferencing_profiles": None
             if conferencing is None
             else [pick(p, CONFERENCING_FIELDS) for p in conferencing if isinstance(p, dict)],
+            "application_calendar_id": body.get("application_calendar_id"),
+            "application_calendar": _object(data.get("application_calendar")),
+            "service_account": _object(data.get("service_account")),
         }
+
+
+def _object(value: object) -> dict | None:
+    return value if isinstance(value, dict) else None
 
 
 def gone_calendar(account_id: str, calendar_id: str, seen_at: str, listing: str | None) -> dict:
