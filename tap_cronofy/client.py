@@ -387,11 +387,18 @@ def raise_for_status(response: requests.Response) -> t.NoReturn:
     if status == HTTPStatus.NOT_FOUND and "/pages/" in path:
         raise ExpiredPageError(f"404 for page URL {path}: the page token expired", status=404)
     if status == HTTPStatus.UNPROCESSABLE_ENTITY:
+        named = field_names(response)
         raise ParameterError(
             f"422 Unprocessable Entity for path {path}: Cronofy rejected the request "
-            f"parameters: {describe_field_errors(response)}. Check the tap settings "
-            "(tzid, start_date, end_date, calendar_ids).",
-            fields=field_names(response),
+            f"parameters: {describe_field_errors(response)}. {field_advice(named)}",
+            fields=named,
+        )
+    if status == HTTPStatus.PAYMENT_REQUIRED:
+        raise CronofyAPIError(
+            f"402 Payment Required for path {path}: the Cronofy plan of this application "
+            "does not include this feature; upgrade the plan, or deselect the stream that "
+            "needs it.",
+            status=status,
         )
     raise CronofyAPIError(
         f"{status} {response.reason} for path {path}: {short_body(response)}", status=status
@@ -441,6 +448,41 @@ def field_names(response: requests.Response) -> set[str]:
     except (ValueError, AttributeError):
         return set()
     return {str(name) for name in errors} if isinstance(errors, dict) else set()
+
+
+# The settings behind each free_busy parameter Cronofy may name in a 422.
+SETTING_OF = {
+    "tzid": "tzid",
+    "from": "start_date",
+    "to": "end_date",
+    "start_date": "start_date",
+    "end_date": "end_date",
+    "calendar_ids": "calendar_ids",
+    "calendar_ids[]": "calendar_ids",
+    "last_modified": "lookback_seconds",
+    "include_managed": "include_managed",
+    "localized_times": "localized_times",
+    "scheduling_request_ids": "scheduling_request_ids",
+    "callback_url": "notification_url",
+}
+
+
+def field_advice(named: t.Collection[str]) -> str:
+    """What to check, for the fields Cronofy named: the settings behind them, or, for a
+    field no setting sets, that the tap sent something Cronofy refuses (report it)."""
+    settings = sorted({SETTING_OF[n] for n in named if n in SETTING_OF})
+    others = sorted(n for n in named if n not in SETTING_OF)
+    advice = []
+    if settings:
+        advice.append("Check the setting" + ("s " if len(settings) > 1 else " "))
+        advice[-1] += ", ".join(f"`{name}`" for name in settings) + "."
+    if others or not named:
+        which = ", ".join(f"`{n}`" for n in others) if others else "no field"
+        advice.append(
+            f"Cronofy named {which}, which no setting of the tap sets: please report it, "
+            "with this message."
+        )
+    return " ".join(advice)
 
 
 def describe_field_errors(response: requests.Response) -> str:

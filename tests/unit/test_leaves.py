@@ -725,3 +725,59 @@ def test_the_installed_record_factory_passes_keyword_arguments_on(monkeypatch):
         assert record.funcName == "f" and record.stack_info == f"at {MASK}"
     finally:
         logging.setLogRecordFactory(original)
+
+
+# 422 and 402 advice: the field Cronofy named, not a fixed list
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+
+from tap_cronofy.client import field_advice, raise_for_status  # noqa: E402
+from tap_cronofy.errors import CronofyAPIError, ParameterError  # noqa: E402
+
+
+def answer(status: int, body: bytes) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = body
+    response.url = "https://api.cronofy.com/v1/free_busy"
+    response.reason = {402: "Payment Required", 422: "Unprocessable Entity"}[status]
+    return response
+
+
+@pytest.mark.parametrize(
+    ("body", "says", "never"),
+    [
+        (
+            b'{"errors": {"tzid": [{"key": "errors.required"}]}}',
+            "Check the setting `tzid`.",
+            "start_date",
+        ),
+        (
+            b'{"errors": {"to": [{"key": "errors.too_late"}]}}',
+            "Check the setting `end_date`.",
+            "tzid",
+        ),
+        (
+            b'{"errors": {"event_id": [{"key": "errors.required"}]}}',
+            "Cronofy named `event_id`, which no setting of the tap sets",
+            "tzid",
+        ),
+        (b"<html>Unprocessable</html>", "Cronofy named no field", "calendar_ids"),
+    ],
+)
+def test_a_422_names_what_cronofy_named(body, says, never):
+    with pytest.raises(ParameterError) as caught:
+        raise_for_status(answer(422, body))
+    assert says in str(caught.value) and never not in str(caught.value)
+
+
+def test_two_named_fields_are_two_settings():
+    assert field_advice({"from", "calendar_ids"}) == (
+        "Check the settings `calendar_ids`, `start_date`."
+    )
+
+
+def test_a_402_says_the_plan_lacks_the_feature():
+    with pytest.raises(CronofyAPIError, match="plan of this application does not include"):
+        raise_for_status(answer(402, b'{"error": "payment_required"}'))
