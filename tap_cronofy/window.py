@@ -40,6 +40,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 READ_ON = "read_on"  # the day (in tzid, by Cronofy's clock) its calendars were last read
 CALENDARS = "calendars"  # calendar_id -> fingerprint of the record last emitted
 FULL_LISTING = "full_listing"  # when its calendars were last listed with nothing to compare
+UNLISTED = "unlisted"  # calendars free_busy reports that the listing did not include
 LAST_RUN = "last_run"  # calendars' stream state: when its previous run started
 
 
@@ -411,7 +412,8 @@ def calendars_due(
     if not state or READ_ON not in state:
         return "first read"
     known = state.get(CALENDARS) or {}
-    if unknown := sorted(c for c in seen if c not in known):
+    unlisted = set(state.get(UNLISTED) or ())
+    if unknown := sorted(c for c in seen if c not in known and c not in unlisted):
         return f"free_busy read periods of {len(unknown)} calendar(s) not read before"
     if state[READ_ON] >= today.isoformat():
         return None
@@ -435,22 +437,28 @@ def calendar_changes(
     today: pendulum.Date,
     calendars: t.Mapping[str, str],
     seen_at: str,
+    seen: t.Iterable[str] = (),
 ) -> tuple[list[str], list[str], dict[str, t.Any]]:
     """From a read's calendars (calendar_id -> fingerprint): the ids to emit (new or
     changed), the ids to emit marked deleted (emitted before, no longer listed), and the
     account's new calendars state (those no longer listed drop out). A read with no
     calendars state is a full listing: every calendar is emitted, and ``seen_at`` kept
     as its time (a calendar deleted before it, which no state remembers, is then told
-    apart in the warehouse by an older last_modified)."""
+    apart in the warehouse by an older last_modified). Calendars free_busy reported
+    (``seen``) that the listing lacks are kept as unlisted: they do not bring the next run
+    to read the calendars again."""
     recorded = (state or {}).get(CALENDARS)
     full = not isinstance(recorded, t.Mapping)
     known: t.Mapping[str, t.Any] = {} if full else t.cast(t.Mapping[str, t.Any], recorded)
     changed = [c for c, fingerprint in calendars.items() if known.get(c) != fingerprint]
     removed = sorted(c for c in known if c not in calendars)
     listing = seen_at if full else (state or {}).get(FULL_LISTING)
-    new_state = {READ_ON: today.isoformat(), CALENDARS: dict(calendars)}
+    new_state: dict[str, t.Any] = {READ_ON: today.isoformat(), CALENDARS: dict(calendars)}
     if listing:
         new_state[FULL_LISTING] = listing
+    before = set((state or {}).get(UNLISTED) or ())
+    if unlisted := sorted((before | set(seen)) - set(calendars)):
+        new_state[UNLISTED] = unlisted
     return changed, removed, new_state
 
 

@@ -79,3 +79,30 @@ def test_a_calendar_deleted_while_no_state_remembered_it_is_told_apart(sim):
     live = {tuple(row[:2]) for row in db.execute(readme_live_calendars_sql()).fetchall()}
     listed = {(a.account_id, c) for a in sim.accounts.values() for c in a.calendars}
     assert live == listed and (account_id, removed) not in live
+
+
+def test_a_calendar_only_free_busy_reports_is_remembered_and_said_once(sim):
+    account_id = sorted(sim.accounts)[0]
+    hidden = sim.accounts[account_id].calendars[0]
+    config = tap_config(sim, sim.url)
+    streams = ["free_busy", "calendars"]
+    sim.accounts[account_id].calendars.remove(hidden)  # never listed, yet in free_busy
+    try:
+        state = None
+        said, listings = [], []
+        in_hidden = [e for e in sim.events_of(account_id) if e.calendar_id == hidden]
+        for round_ in range(3):
+            if round_:  # a change in it: free_busy reports the calendar again
+                sim.advance(60)
+                sim.modify_event(account_id, in_hidden[round_].event_uid, status="tentative")
+            sim.requests.clear()
+            run = run_tap(config, state, streams=streams)
+            assert run.returncode == 0, run.stderr
+            said.append(sum("does not list" in line for line in run.stderr.splitlines()))
+            listings.append(sum(r["path"] == "/v1/calendars" for r in sim.requests))
+            state = run.state
+        assert hidden in {r["calendar_id"] for r in run.records("free_busy")}
+        assert said == [1, 0, 0], "said once"
+        assert listings[1:] == [0, 0], "the calendars are not re-read every run for it"
+    finally:
+        sim.accounts[account_id].calendars.insert(0, hidden)

@@ -14,6 +14,7 @@ from tap_cronofy.window import (
     ACCOUNTS,
     FULL_LISTING,
     LAST_RUN,
+    UNLISTED,
     calendar_changes,
     calendars_due,
     run_gap_hours,
@@ -164,12 +165,23 @@ class CalendarsStream(_PerAccountStream):
             if isinstance(calendar, dict) and calendar.get("calendar_id")
         }
         seen_at = format_time(reply.server_time)
+        before = self._states.get(account_id)
         changed, removed, state = calendar_changes(
-            self._states.get(account_id),
+            before,
             self._today,
             {calendar_id: fingerprint(r, 12) for calendar_id, r in records.items()},
             seen_at,
+            self.services.seen_calendars.get(account_id, ()),
         )
+        if new := sorted(set(state.get(UNLISTED, ())) - set((before or {}).get(UNLISTED, ()))):
+            self.logger.warning(
+                "Account %s: free_busy reports %s that /v1/calendars does not list (%s): "
+                "remembered as unlisted, so runs do not re-read the calendars for it; their "
+                "periods are loaded as usual.",
+                account_id,
+                plural(len(new), "calendar"),
+                ", ".join(new[:3]),
+            )
         self.logger.info(
             "Account %s: calendars read (%s): %s, %d new or changed, %d no longer listed "
             "(marked deleted).",

@@ -525,3 +525,13 @@ def test_a_first_read_emits_every_calendar_and_is_a_full_listing():
     assert new[w.CALENDARS] == {"cal_1": "f1", "cal_2": "f2"} and new[w.FULL_LISTING] == at
     again = w.calendar_changes({w.READ_ON: "2026-11-30"}, TODAY, {"cal_1": "f1"}, at)
     assert again[0] == ["cal_1"] and again[2][w.FULL_LISTING] == at, "no calendars known"
+
+
+def test_a_calendar_free_busy_reports_but_the_listing_lacks_is_remembered_as_unlisted():
+    at = "2026-12-01T09:00:00Z"
+    _, _, state = w.calendar_changes(None, TODAY, {"cal_1": "f1"}, at, seen={"cal_1", "cal_x"})
+    assert state[w.UNLISTED] == ["cal_x"]
+    assert w.calendars_due(state, "acc_1", TODAY, 0, 1.0, {"cal_1", "cal_x"}) is None
+    assert w.calendars_due(state, "acc_1", TODAY, 0, 1.0, {"cal_y"}) is not None, "a new one"
+    _, _, later = w.calendar_changes(state, TODAY, {"cal_1": "f1", "cal_x": "fx"}, at)
+    assert w.UNLISTED not in later, "listed now: no longer unlisted"
