@@ -13,7 +13,7 @@ install: $(READY)
 $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,chart,dagster]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,push,chart,dagster]'
 	touch $(READY)
 
 # Meltano's own plugin environments (tap, targets, dbt-duckdb)

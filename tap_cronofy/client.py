@@ -19,18 +19,15 @@ import msgspec.json
 import requests
 
 from tap_cronofy.backpressure import FLOOR, Backpressure
-from tap_cronofy.changelog import describe as describe_target
 from tap_cronofy.errors import (
     CredentialError,
     CronofyAPIError,
     ExpiredPageError,
     ForeignHostError,
     ParameterError,
-    SharedQuotaError,
 )
 from tap_cronofy.ratelimit import SlidingWindowLimiter
 from tap_cronofy.redact import SECRETS
-from tap_cronofy.shards.quota import SharedQuota
 
 if t.TYPE_CHECKING:
     from tap_cronofy.settings import Settings
@@ -56,6 +53,14 @@ RETRIABLE = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+
+
+class SharedWindow(t.Protocol):
+    """A request window shared with the other processes of the application."""
+
+    def request(self) -> t.ContextManager[None]:
+        """Wait for a place; it counts until the block ends."""
+        ...
 
 
 class Credential(t.Protocol):
@@ -106,7 +111,14 @@ def header_time(response: requests.Response) -> datetime | None:
 class CronofyClient:
     """Sends requests to one API base for every stream and thread of a run."""
 
-    def __init__(self, settings: Settings, *, user_agent: str, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        user_agent: str,
+        logger: logging.Logger,
+        shared: SharedWindow | None = None,
+    ) -> None:
         self.base_url = settings.api_base
         self.settings = settings
         self.user_agent = user_agent
@@ -124,7 +136,7 @@ class CronofyClient:
             on_pause=self._pausing,
             long_pause=LONG_WAIT_SECONDS,
         )
-        self.shared = shared_quota(settings)
+        self.shared = shared  # the application's quota, shared with other processes
         self._count_lock = threading.Lock()
         self._local = threading.local()
         self._clock_offset: float | None = None
@@ -351,24 +363,6 @@ class CronofyClient:
             self.settings.max_retries,
             describe(details.get("exception")),
         )
-
-
-def shared_quota(settings: Settings) -> SharedQuota | None:
-    """The quota shared with the other processes of the application, when configured;
-    a database that cannot be reached fails the run before any request, naming the setting."""
-    if not settings.shared_quota:
-        return None
-    try:
-        return SharedQuota(
-            settings.shared_quota, settings.client_id or "default", settings.requests_per_minute
-        )
-    except Exception as exc:  # psycopg's errors, or psycopg missing
-        msg = (
-            f"`shared_quota` ({describe_target(settings.shared_quota)}) cannot be used: "
-            f"{type(exc).__name__}: {SECRETS.redact(str(exc))}. Nothing was requested; check the "
-            "URL and that PostgreSQL is reachable (pip install 'tap-cronofy[postgres]')."
-        )
-        raise SharedQuotaError(msg) from exc
 
 
 def raise_for_status(response: requests.Response) -> t.NoReturn:

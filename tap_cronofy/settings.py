@@ -17,8 +17,8 @@ from singer_sdk import typing as th
 
 from tap_cronofy import zones
 from tap_cronofy.changelog import POSTGRES_SCHEMES, is_postgres, sqlite_path
-from tap_cronofy.shards.shard import PATTERN as SHARD_PATTERN
-from tap_cronofy.shards.shard import Shard
+from tap_cronofy.shard import PATTERN as SHARD_PATTERN
+from tap_cronofy.shard import Shard
 from tap_cronofy.tokenstore import parse
 
 DATA_CENTERS = {

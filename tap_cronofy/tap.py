@@ -24,6 +24,7 @@ from tap_cronofy.budget import RunBudget
 from tap_cronofy.client import CronofyClient
 from tap_cronofy.errors import CronofyAPIError
 from tap_cronofy.output import StateFlushingWriter, checkpoint_due
+from tap_cronofy.quota import open_shared_quota
 from tap_cronofy.redact import SECRETS, install_log_redaction
 from tap_cronofy.report import RunReport, quota_warning
 from tap_cronofy.settings import (
@@ -125,7 +126,10 @@ class TapCronofy(Tap):
     @cached_property
     def client(self) -> CronofyClient:
         return CronofyClient(
-            self.settings, user_agent=f"tap-cronofy/{self.plugin_version}", logger=self.logger
+            self.settings,
+            user_agent=f"tap-cronofy/{self.plugin_version}",
+            logger=self.logger,
+            shared=open_shared_quota(self.settings),
         )
 
     @cached_property

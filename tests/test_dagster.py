@@ -104,7 +104,7 @@ def test_four_shards_under_dagster_load_what_one_process_does_and_a_killed_one_r
         CRONOFY_SHARDS="2",
         CRONOFY_RETRY_DELAY="0",
     )
-    from tap_cronofy.shards.shard import shard_of
+    from tap_cronofy.shard import shard_of
 
     owned = {k: sorted(a for a in sim.accounts if shard_of(a, 2) == k) for k in range(2)}
     killed_shard = next(k for k, ids in owned.items() if len(ids) >= 2)

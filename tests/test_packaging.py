@@ -155,3 +155,41 @@ def test_the_version_comes_from_git():
     )
     assert re.fullmatch(r"\d+\.\d+\.\d+(\.dev\d+\+g[0-9a-f]+(\.d\d{8})?)?", version), version
     assert tagged or commit[:7] in version or ".dev" in version, (version, commit)
+
+
+def test_the_receiver_without_the_push_extra_names_it_and_the_rest_runs(tmp_path):
+    """falcon and waitress are the `push` extra's: without them, `receive` says so in one
+    line, and the tap and `channels` do not need them."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"client_secret": "cs-1", "change_log": str(tmp_path / "c.db")}))
+    blocked = "import sys; sys.modules['falcon'] = None; sys.modules['waitress'] = None; "
+    receive = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            blocked + "from tap_cronofy.push.cli import main; sys.argv = ['tap-cronofy-push', "
+            f"'receive', '--port', '0', '--config', {str(config)!r}]; main()",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert receive.returncode == 1
+    assert "needs the `push` extra" in receive.stderr
+    assert "pip install 'tap-cronofy[push]'" in receive.stderr
+    assert "Traceback" not in receive.stderr
+    core = subprocess.run(
+        [sys.executable, "-c", blocked + "import tap_cronofy.tap, tap_cronofy.push.channels"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert core.returncode == 0, core.stderr

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from demo.project import BIN
 from simulator import Simulator, SimulatorServer
-from tap_cronofy.shards.shard import shard_of
+from tap_cronofy.shard import shard_of
 from tests.helpers import (
     ROOT,
     TapRun,

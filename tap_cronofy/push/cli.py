@@ -38,9 +38,15 @@ def change_log_of(tap: TapCronofy) -> ChangeLog:
 
 
 def receive(tap: TapCronofy, host: str, port: int, threads: int) -> None:
-    import waitress
+    try:
+        import waitress
 
-    from tap_cronofy.push.receiver import SERVER_LIMITS, Pruner, make_app, serve
+        from tap_cronofy.push.receiver import SERVER_LIMITS, Pruner, make_app, serve
+    except ImportError as exc:
+        fail(
+            f"`tap-cronofy-push receive` needs the `push` extra ({exc.name} is missing): "
+            "pip install 'tap-cronofy[push]' (under Meltano, pip_url: 'tap-cronofy[push]')."
+        )
 
     settings = tap.settings
     if not settings.client_secret:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from tap_cronofy.shards.shard import shard_of
+from tap_cronofy.shard import shard_of
 from tap_cronofy.statecodec import compact, expand
 
 ACCOUNTS = "accounts"  # a stream state's per-account entries (free_busy, calendars)

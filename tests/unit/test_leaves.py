@@ -580,25 +580,29 @@ def test_the_sdks_stream_wide_bookmark_line_and_broken_pipe_error_are_dropped():
         )
 
 
-def test_no_core_module_imports_the_push_subpackage():
-    """The receiving side of change-driven sync is a layer on the core, not in it."""
+def test_no_core_module_imports_a_wing():
+    """push/, shards/ and check/ are layers on the core, not in it: no core module imports
+    any of them (nor does a wing import another)."""
     import ast
     from pathlib import Path
 
     package = Path(__file__).resolve().parents[2] / "tap_cronofy"
+    wings = ("push", "shards", "check")
     offenders = []
     for path in package.rglob("*.py"):
-        if "push" in path.relative_to(package).parts:
-            continue
+        parts = path.relative_to(package).parts
+        home = parts[0] if parts[0] in wings else None
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = []
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
-            if any(n == "tap_cronofy.push" or n.startswith("tap_cronofy.push.") for n in names):
-                offenders.append(str(path.relative_to(package)))
-    assert offenders == []
+            for name in names:
+                wing = name.split(".")[1] if name.startswith("tap_cronofy.") else None
+                if wing in wings and wing != home:
+                    offenders.append(f"{'/'.join(parts)} imports {name}")
+    assert not offenders, offenders
 
 
 def test_a_secret_is_masked_only_where_it_is_whole_not_where_its_ending_is():

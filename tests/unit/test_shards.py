@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tap_cronofy.settings import Settings, check
+from tap_cronofy.shard import Shard, shard_of
 from tap_cronofy.shards.reshard import reshard, unwrap
-from tap_cronofy.shards.shard import Shard, shard_of
 from tap_cronofy.statecodec import expand
 from tests.unit.test_accounts import CronofyAPIError, make
 

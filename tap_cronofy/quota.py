@@ -8,8 +8,14 @@ import threading
 import time
 import typing as t
 
+from tap_cronofy.changelog import describe as describe_target
+from tap_cronofy.errors import SharedQuotaError
+from tap_cronofy.redact import SECRETS
+
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from tap_cronofy.settings import Settings
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cronofy_quota (
@@ -97,3 +103,21 @@ class SharedQuota:
             wait = max(0.05, float(oldest)) if oldest is not None else 0.2
             self.waited_seconds += wait
             self._sleep(wait)
+
+
+def open_shared_quota(settings: Settings) -> SharedQuota | None:
+    """The quota shared with the other processes of the application, when configured;
+    a database that cannot be reached fails the run before any request, naming the setting."""
+    if not settings.shared_quota:
+        return None
+    try:
+        return SharedQuota(
+            settings.shared_quota, settings.client_id or "default", settings.requests_per_minute
+        )
+    except Exception as exc:  # psycopg's errors, or psycopg missing
+        msg = (
+            f"`shared_quota` ({describe_target(settings.shared_quota)}) cannot be used: "
+            f"{type(exc).__name__}: {SECRETS.redact(str(exc))}. Nothing was requested; check the "
+            "URL and that PostgreSQL is reachable (pip install 'tap-cronofy[postgres]')."
+        )
+        raise SharedQuotaError(msg) from exc
