@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from simulator import Simulator, SimulatorServer
-from tests.helpers import ROOT, select_streams, tap_config
+from tests.helpers import ROOT, run_tap, select_streams, tap_config
 
 ACCOUNTS = 12
 ROUNDS = 3
@@ -106,3 +106,64 @@ def test_every_process_side_by_side_keeps_every_account_valid(fleet, tmp_path):
         # One refresh per account per round: the others reused the token the store had.
         assert len(refreshes) == ACCOUNTS, (round_, len(refreshes))
         sim.requests.clear()
+
+
+def test_a_product_owned_table_is_read_never_refreshed_and_a_401_reads_it_again(postgres, tmp_path):
+    """The product keeps the tokens in its own table (its own column names, no refresh
+    token): the tap reads them, never refreshes, and a token the product let go stale fails
+    the account with what to check; once the product has refreshed, the next run is served."""
+    import psycopg
+
+    sim = Simulator(seed=33, accounts=3, events_per_account=5, page_size=50)
+    server = SimulatorServer(sim).start()
+    try:
+        with psycopg.connect(postgres.url) as pg:
+            pg.execute("CREATE TABLE product_tokens (sub TEXT PRIMARY KEY, bearer TEXT)")
+            for account in sim.accounts.values():
+                pg.execute(
+                    "INSERT INTO product_tokens VALUES (%s, %s)",
+                    (account.account_id, account.access_token),
+                )
+        config = tap_config(sim, server.url)
+        del config["accounts"]
+        config |= {
+            "token_store": postgres.url,
+            "token_store_table": "product_tokens",
+            "token_store_columns": {
+                "account_id": "sub",
+                "access_token": "bearer",
+                "refresh_token": "",
+                "expires_at": "",
+            },
+            "token_owner": "product",
+        }
+        first = run_tap(config, streams=["free_busy"])
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert {r["account_id"] for r in first.records()} == set(sim.accounts)
+        stale = sorted(sim.accounts)[0]
+        sim.expire_access_token(stale)  # the product has not refreshed it yet
+        sim.requests.clear()
+        second = run_tap(config, first.state, streams=["free_busy"])
+        assert second.returncode == 1 and f"FAILED account {stale}" in second.stderr
+        assert "kept by your product" in second.stderr
+        assert [r for r in sim.requests if r["path"] == "/oauth/token"] == [], "never refreshes"
+        fresh = sim.refresh(  # the product refreshes, and updates its table
+            {
+                "grant_type": "refresh_token",
+                "client_id": sim.client_id,
+                "client_secret": sim.client_secret,
+                "refresh_token": sim.accounts[stale].refresh_token,
+            }
+        )["access_token"]
+        with psycopg.connect(postgres.url) as pg:
+            pg.execute("UPDATE product_tokens SET bearer = %s WHERE sub = %s", (fresh, stale))
+        third = run_tap(config, second.state, streams=["free_busy"])
+        assert third.returncode == 0, third.stderr[-2000:]
+        with psycopg.connect(postgres.url) as pg:
+            (count,) = pg.execute("SELECT count(*) FROM product_tokens").fetchone()
+            tables = pg.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'cronofy_tokens'"
+            ).fetchone()
+        assert count == 3 and tables == (0,), "the product's table only read, nothing created"
+    finally:
+        server.stop()
