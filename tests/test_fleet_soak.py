@@ -6,7 +6,9 @@ the merged warehouse (records upserted by key, as a merging target does) equals 
 inside the window, every account holds the refresh token Cronofy accepts, no secret is in
 any process's output, and only the poisoned account failed.
 
-Seeded and bounded here (SOAK_ROUNDS, default 4); `make soak-fleet` runs a deep profile."""
+The processes share one quota (`shared_quota`): the simulator, enforcing it, never refuses
+one of their requests but the 429s injected on purpose. Seeded and bounded here
+(SOAK_ROUNDS, default 4); `make soak-fleet` runs a deep profile."""
 
 from __future__ import annotations
 
@@ -49,11 +51,14 @@ def launch(command: list[str]) -> subprocess.Popen:
     )
 
 
-def test_the_fleet_side_by_side_over_days(tmp_path):
+def test_the_fleet_side_by_side_over_days(tmp_path, postgres):
     rng = random.Random(31)
     sim = Simulator(seed=31, accounts=8, events_per_account=20, page_size=40)
     sim.rotate_refresh_tokens = True
     sim.send_retry_after = False
+    # Cronofy's documented per-application limits: the minute's shared by every process
+    # (shared_quota), the second's split between the four processes running at once.
+    sim.rate_limits = [(50, 1.0), (500, 60.0)]
     server = SimulatorServer(sim).start()
     log_path = tmp_path / "changes.db"
     receiver, host, port = start_receiver(sim.client_secret, log_path)
@@ -76,6 +81,8 @@ def test_the_fleet_side_by_side_over_days(tmp_path):
             max_retries=4,
             backoff_factor_seconds=0.05,
             max_retry_wait_seconds=1,
+            requests_per_second=12,
+            shared_quota=postgres.url,
         )
         entries = config.pop("accounts")
         accounts_file = tmp_path / "accounts.json"
@@ -129,6 +136,7 @@ def test_the_fleet_side_by_side_over_days(tmp_path):
                 assert ok, (round_, name, err[-3000:])
             assert any(f"FAILED account {poisoned}" in err for _, err in outputs.values())
             assert all(fault.times == 0 for fault in sim.faults), "every 500 and 429 was met"
+            assert sim.rate_limited_count == 0, "together, the processes kept to the quota"
             for shard in SHARDS:
                 messages = [
                     json.loads(line)
