@@ -30,6 +30,9 @@ if t.TYPE_CHECKING:
 # Refresh this long before Cronofy says the token expires (at most half its lifetime).
 EXPIRY_MARGIN_SECONDS = 120
 
+# token_owner product: how often a run reads the store again after a 401, per account.
+REREADS = 3
+
 # The name of a lone access_token's account until Cronofy's userinfo names it.
 UNNAMED = "(access_token)"
 
@@ -125,6 +128,10 @@ class AccountCredential:
         self.label = describe(self.account_id)
         self._token = account.access_token
         self._refresh_token = account.refresh_token
+        # The refresh token the store held when last read (or as last written): one that
+        # differs from it there was rotated by someone else; an equal one may be older than
+        # ours (a save that failed or is turned off).
+        self._stored_refresh = account.refresh_token
         self._client_id = settings.client_id
         self._client_secret = settings.client_secret
         self._product_owned = settings.token_owner == "product"
@@ -133,6 +140,7 @@ class AccountCredential:
         self._expires_at: float | None = None
         self._lock = threading.Lock()
         self._ready = False  # the first use's refresh (or adoption) is done
+        self._rereads = 0  # token_owner product: the store read again after a 401
         self._refreshed: set[str] = set()  # tokens this process got from Cronofy
         self.refresh_count = 0
         self.scope: str | None = None  # what the last refresh granted, as Cronofy says it
@@ -204,7 +212,8 @@ class AccountCredential:
                 current = self._store.current(self.account_id)
             except TokenStoreError as exc:
                 raise self._store_failure(exc) from None
-            if current is None or current.access_token == refused or refused in self._refreshed:
+            self._rereads += 1
+            if current is None or current.access_token == refused or self._rereads > REREADS:
                 raise self.fail(
                     AccountError(
                         self.account_id,
@@ -217,7 +226,6 @@ class AccountCredential:
                     )
                 )
             SECRETS.add(current.access_token)
-            self._refreshed.add(current.access_token)  # a second 401 for it is final
             self._token = current.access_token
 
     def _store_failure(self, exc: TokenStoreError) -> AccountError:
@@ -239,11 +247,17 @@ class AccountCredential:
         SECRETS.add(current.access_token)
         self._token = current.access_token
         self._expires_at = current.expires_at - EXPIRY_MARGIN_SECONDS
-        if current.refresh_token:
-            SECRETS.add(current.refresh_token)
-            self._refresh_token = current.refresh_token
+        self._take_stored_refresh(current)
         self._ready = True
         return True
+
+    def _take_stored_refresh(self, current: StoredToken) -> None:
+        """The store's refresh token, when someone else put a new one there since we read
+        (or wrote) it; else ours, which may be newer than what the store could keep."""
+        if current.refresh_token and current.refresh_token != self._stored_refresh:
+            SECRETS.add(current.refresh_token)
+            self._refresh_token = current.refresh_token
+        self._stored_refresh = current.refresh_token or self._stored_refresh
 
     def refresh(self, stale_token: str, client: CronofyClient, *, refused: bool = False) -> None:
         with self._lock:
@@ -256,16 +270,21 @@ class AccountCredential:
                 with self._store.holding(self.account_id) as held:
                     self._refresh_held(held, stale_token if refused else None, client)
             except TokenStoreError as exc:
-                raise self._store_failure(exc) from None
+                if self._token == stale_token:
+                    raise self._store_failure(exc) from None
+                # Refreshed, but the store failed to take it (its commit): go on with it.
+                self._logger.error(
+                    "Cronofy refreshed the token of %s, but it could not be saved: %s.",
+                    self.label,
+                    exc,
+                )
 
     def _refresh_held(self, held: Held, refused: str | None, client: CronofyClient) -> None:
         current = held.current
         if current is not None:
             if self._adopt(current, refused):
                 return
-            if current.refresh_token:
-                SECRETS.add(current.refresh_token)
-                self._refresh_token = current.refresh_token
+            self._take_stored_refresh(current)
         application = self._application
         gate = contextlib.nullcontext() if application.accepted else application.first
         with gate:  # until one refresh succeeded, one at a time
@@ -287,6 +306,7 @@ class AccountCredential:
             if again is not None and again.refresh_token and again.refresh_token != used:
                 SECRETS.add(again.refresh_token)
                 self._refresh_token = again.refresh_token
+                self._stored_refresh = again.refresh_token
                 reply = self._token_request(client)
         if reply.status in (400, 401) and reply.body.get("error") == "invalid_client":
             self._application.refused = True
@@ -345,6 +365,7 @@ class AccountCredential:
         if self._store.writable:
             try:
                 held.save(token)
+                self._stored_refresh = token.refresh_token
             except TokenStoreError as exc:
                 self._logger.error(
                     "Cronofy %s %s, but it could not be saved: %s.",

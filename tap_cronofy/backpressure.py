@@ -44,8 +44,8 @@ class Backpressure:
             self.refusals += 1
             self._streak += 1
             self._calm_since = self._clock()
-            if retry_after is not None:
-                wait = min(max(retry_after, 0.0), self._longest)
+            if retry_after is not None:  # at least first_wait: a 0 would never end
+                wait = min(max(retry_after, self._first_wait), self._longest)
             else:
                 wait = min(self._first_wait * 2 ** (self._streak - 1), self._longest)
             self.waited += wait

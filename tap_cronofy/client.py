@@ -496,5 +496,6 @@ def describe_field_errors(response: requests.Response) -> str:
 
 
 def short_body(response: requests.Response, limit: int = 300) -> str:
-    text = response.text[:limit] if response.content else "empty body"
-    return SECRETS.redact(text)
+    if not response.content:
+        return "empty body"
+    return SECRETS.redact(response.text)[:limit]  # redacted whole: a cut secret is no match

@@ -184,14 +184,21 @@ class FileTokenStore:
                 try:
                     self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
                 except OSError as exc:
-                    msg = f"the lock file {self._lock_path} cannot be opened ({exc.strerror})"
-                    raise TokenStoreError(msg) from exc
+                    msg = (
+                        f"the lock file {self._lock_path} cannot be made ({exc.strerror}): "
+                        "the tap writes rotated tokens beside it, so its directory must be "
+                        "writable (or set save_rotated_refresh_tokens false)"
+                    )
+                    raise TokenStoreError(msg) from None
             return self._fd
 
     @contextlib.contextmanager
     def _locked(self, byte: int) -> Iterator[None]:
         with self._threads[byte]:
-            fd = self._lock_fd()
+            fd = self._lock_fd() if self.writable else None
+            if fd is None:  # nothing is written (a read-only mount): this process's lock
+                yield
+                return
             for attempt in itertools.count():
                 try:
                     fcntl.lockf(fd, fcntl.LOCK_EX, 1, byte)
@@ -439,6 +446,16 @@ class _RowHeld:
         return self.current
 
     def save(self, token: StoredToken) -> None:
+        import psycopg
+
+        try:
+            self._update(token)
+        except psycopg.Error as exc:
+            msg = f"{self._store.describe()} cannot be written ({type(exc).__name__})"
+            raise TokenStoreError(msg) from None
+        self.current = token
+
+    def _update(self, token: StoredToken) -> None:
         expires = (
             dt.datetime.fromtimestamp(token.expires_at, dt.timezone.utc)
             if token.expires_at is not None
@@ -452,4 +469,3 @@ class _RowHeld:
             ),
             (token.access_token, token.refresh_token, expires, self._account_id),
         )
-        self.current = token

@@ -27,7 +27,7 @@ def test_retry_after_is_taken_as_given_up_to_a_minute():
     pressure = Backpressure(1.0, deadline=None, longest_wait=600)
     assert pressure.refused(7.5) == 7.5
     assert pressure.refused(3600) == 60, "Cronofy's longest window is a minute"
-    assert pressure.refused(-3) == 0
+    assert pressure.refused(-3) == 1.0, "a Retry-After of 0 or in the past: never a busy loop"
 
 
 def test_waits_are_paid_from_the_runs_time_else_from_patience():

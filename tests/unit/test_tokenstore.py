@@ -180,3 +180,55 @@ def test_a_token_cronofy_refused_is_never_adopted_from_the_store(tmp_path):
     with pytest.raises(AccountError, match="invalid_grant"):
         accounts.userinfo("acc_a")
     assert [p for p, _ in client.sent] == ["/v1/userinfo", "/oauth/token"]
+
+
+def test_a_rotation_the_store_could_not_keep_is_not_overwritten_by_the_stale_one(tmp_path):
+    """Saving is off: Cronofy rotated rt-a to rt-2 in this run, the file still says rt-a.
+    The next refresh spends rt-2 (the one Cronofy accepts), not the file's rt-a."""
+    path = file_of(tmp_path)
+    accounts, client, _ = make(
+        {"accounts_file": str(path), "save_rotated_refresh_tokens": False, **APP},
+        {
+            "/oauth/token": [
+                (200, {"access_token": "at-1", "refresh_token": "rt-2", "expires_in": FRESH}),
+                (200, {"access_token": "at-2", "refresh_token": "rt-3", "expires_in": FRESH}),
+            ],
+        },
+    )
+    credential = accounts.credential("acc_a")
+    assert credential.bearer(client) == "at-1"  # the first refresh: rt-a -> rt-2
+    credential._expires_at = 0.0  # an hour later in the run: at-1 is due for a refresh
+    assert credential.bearer(client) == "at-2"
+    assert [b["refresh_token"] for b in client.bodies] == ["rt-a", "rt-2"]
+
+
+def test_a_read_only_directory_is_fine_when_nothing_is_written(tmp_path):
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    path = file_of(folder)
+    folder.chmod(0o555)  # a mounted Secret: no lock file can be made
+    try:
+        accounts, _, _ = make(
+            {"accounts_file": str(path), "save_rotated_refresh_tokens": False, **APP},
+            answers((200, {"access_token": "at-1"})),
+        )
+        assert accounts.userinfo("acc_a") == {"sub": "acc_a"}
+    finally:
+        folder.chmod(0o755)
+
+
+def test_the_product_owned_token_is_read_again_on_each_401_a_few_times_a_run(tmp_path):
+    path = file_of(tmp_path)
+    accounts, client, _ = make(
+        {"accounts_file": str(path), "token_owner": "product", **APP},
+        {"/v1/userinfo": [(200, {"sub": "acc_a"})], "/oauth/token": [(500, {})]},
+    )
+    credential = accounts.credential("acc_a")
+    for n in range(1, 4):  # the product refreshes during a long run; each 401 reads again
+        refused = credential.bearer(client)
+        path.write_text(json.dumps([{**ENTRIES[0], "access_token": f"at-product-{n}"}]))
+        credential.rejected(refused, client)
+        assert credential.bearer(client) == f"at-product-{n}"
+    path.write_text(json.dumps([{**ENTRIES[0], "access_token": "at-product-4"}]))
+    with pytest.raises(AccountError, match="kept by your product"):
+        credential.rejected("at-product-3", client)  # a fourth: the product is not keeping up
