@@ -23,9 +23,12 @@ def load(name: str) -> dict:
 class Replay:
     """Serves the fixtures on 127.0.0.1 as Cronofy's API host, on the day they were made."""
 
-    def __init__(self, answers: dict[str, dict], today: str) -> None:
+    def __init__(
+        self, answers: dict[str, dict], today: str, token: str = TOKEN, posts: dict | None = None
+    ) -> None:
         replay = self
         self.requests: list[str] = []
+        self.posted: list[dict] = []
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: object) -> None:
@@ -39,10 +42,22 @@ class Replay:
                 path = self.path.split("?", 1)[0]
                 replay.requests.append(path)
                 body = answers.get(path)
-                ok = self.headers.get("Authorization") == f"Bearer {TOKEN}"
+                ok = self.headers.get("Authorization") == f"Bearer {token}"
                 status = 200 if body is not None and ok else 401 if not ok else 404
                 payload = json.dumps(body if status == 200 else {}).encode()
                 self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                replay.posted.append(json.loads(self.rfile.read(length) or b"{}"))
+                replay.requests.append(self.path)
+                body = (posts or {}).get(self.path)
+                payload = json.dumps(body or {}).encode()
+                self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -98,3 +113,48 @@ def test_free_busy_pages_without_userinfo_or_ids_load_as_recorded():
     assert account["account_id"] == userinfo["sub"]
     assert account["cronofy_type"] == "service_account"
     assert replay.requests.count("/v1/userinfo") == 1, "asked once, for both streams"
+
+
+def test_the_token_answer_the_sdk_records_is_taken_and_its_rotation_saved(tmp_path):
+    token = load("token-refresh-cronofy-ruby.json")
+    userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
+    page = load("free_busy-two-pages-cronofy-ruby.json")["pages"][1]  # a last page
+    answers = {"/v1/userinfo": userinfo, "/v1/free_busy": page}
+    replay = Replay(
+        answers,
+        today="2014-09-10T12:00:00",
+        token=token["body"]["access_token"],
+        posts={"/oauth/token": token["body"]},
+    )
+    sent = token["request"]
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(
+        json.dumps(
+            [
+                {
+                    "account_id": userinfo["sub"],
+                    "access_token": "stale-access-token-0000",
+                    "refresh_token": sent["refresh_token"],
+                }
+            ]
+        )
+    )
+    try:
+        config = {
+            "api_url": replay.url,
+            "accounts_file": str(accounts),
+            "client_id": sent["client_id"],
+            "client_secret": sent["client_secret"],
+            "max_retries": 2,
+        }
+        run = run_tap(config, streams=["free_busy"])
+    finally:
+        replay.stop()
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert replay.posted == [sent], "the refresh Cronofy's SDK sends, field for field"
+    assert len(run.records("free_busy")) == len(page["free_busy"])
+    (entry,) = json.loads(accounts.read_text())
+    assert entry["refresh_token"] == token["body"]["refresh_token"], "the rotation is kept"
+    assert entry["access_token"] == token["body"]["access_token"]
+    for secret in (token["body"]["access_token"], token["body"]["refresh_token"]):
+        assert secret not in run.stderr
