@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tap_cronofy.changelog import ChangeLog
 from tests.helpers import ROOT, run_tap
 
 FIXTURES = ROOT / "tests" / "fixtures" / "sdk"
@@ -18,6 +22,14 @@ TOKEN = "replay-access-token-1234"
 
 def load(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())
+
+
+@dataclass
+class Status:
+    """An answer with another status than 200 (``body`` None: no body at all)."""
+
+    status: int
+    body: object = None
 
 
 class Replay:
@@ -40,21 +52,28 @@ class Replay:
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                replay.requests.append(path)
-                body = answers.get(path)
+                replay.requests.append(f"{self.command} {path}")
+                body = answers.get(f"{self.command} {path}", answers.get(path))
                 ok = self.headers.get("Authorization") == f"Bearer {token}"
                 status = 200 if body is not None and ok else 401 if not ok else 404
-                payload = json.dumps(body if status == 200 else {}).encode()
+                if isinstance(body, Status):
+                    status, body = body.status, body.body
+                payload = b"" if body is None else json.dumps(body).encode()
+                if status == 404:
+                    payload = b'{"error": "not_found"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def do_DELETE(self) -> None:
+                self.do_GET()
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 replay.posted.append(json.loads(self.rfile.read(length) or b"{}"))
-                replay.requests.append(self.path)
+                replay.requests.append(f"POST {self.path}")
                 body = (posts or {}).get(self.path)
                 payload = json.dumps(body or {}).encode()
                 self.send_response(200 if body is not None else 404)
@@ -112,7 +131,7 @@ def test_free_busy_pages_without_userinfo_or_ids_load_as_recorded():
     (account,) = run.records("accounts")
     assert account["account_id"] == userinfo["sub"]
     assert account["cronofy_type"] == "service_account"
-    assert replay.requests.count("/v1/userinfo") == 1, "asked once, for both streams"
+    assert replay.requests.count("GET /v1/userinfo") == 1, "asked once, for both streams"
 
 
 def test_the_token_answer_the_sdk_records_is_taken_and_its_rotation_saved(tmp_path):
@@ -158,3 +177,88 @@ def test_the_token_answer_the_sdk_records_is_taken_and_its_rotation_saved(tmp_pa
     assert entry["access_token"] == token["body"]["access_token"]
     for secret in (token["body"]["access_token"], token["body"]["refresh_token"]):
         assert secret not in run.stderr
+
+
+def test_a_calendar_list_without_sub_or_optional_fields_loads_as_recorded():
+    calendars = load("calendars-cronofy-ruby.json")["body"]
+    userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
+    replay = Replay({"/v1/userinfo": userinfo, "/v1/calendars": calendars}, "2014-09-10T12:00:00")
+    try:
+        run = run_tap({"api_url": replay.url, "access_token": TOKEN}, streams=["calendars"])
+    finally:
+        replay.stop()
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = {r["calendar_id"]: r for r in run.records("calendars")}
+    assert set(records) == {c["calendar_id"] for c in calendars["calendars"]}
+    for calendar in calendars["calendars"]:
+        record = records[calendar["calendar_id"]]
+        assert record["account_id"] == userinfo["sub"], "filed under the token's checked account"
+        for name, value in calendar.items():
+            assert record[name] == value, name
+        for name in ("profile_id", "calendar_primary", "permission_level", "calendar_color"):
+            assert record[name] is None, f"{name}: not sent, so null"
+        assert record["_sdc_deleted_at"] is None, "listed (calendar_deleted is its own flag)"
+    assert replay.requests.count("GET /v1/userinfo") == 1, "no sub in the list: asked once"
+
+
+def test_channels_as_the_sdk_records_them_create_keep_and_close(tmp_path):
+    # The stubs' callback URLs are http://; Cronofy posts only to https://, which the tap
+    # insists on: the same URLs over https.
+    fixture = json.loads(
+        (FIXTURES / "channels-cronofy-ruby.json").read_text().replace("http://", "https://")
+    )
+    userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
+    listed = fixture["list"]
+    mine = listed["channels"][0]["callback_url"]
+    twice = {"channels": [listed["channels"][0], {**listed["channels"][1], "callback_url": mine}]}
+    outcomes = {}
+    for case, answer in (("create", {"channels": []}), ("keep", listed), ("close", twice)):
+        answers = {
+            "/v1/userinfo": userinfo,
+            "GET /v1/channels": answer,
+            "DELETE /v1/channels/channel_id_456": Status(fixture["close"]["status"]),
+        }
+        replay = Replay(answers, "2014-09-10T12:00:00", posts={"/v1/channels": fixture["create"]})
+        config = tmp_path / f"{case}.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "api_url": replay.url,
+                    "access_token": TOKEN,
+                    "notification_url": mine,
+                    "change_log": str(tmp_path / f"{case}.db"),
+                }
+            )
+        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "tap_cronofy.push", "channels", "--config", str(config)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                timeout=120,
+            )
+        finally:
+            replay.stop()
+        assert done.returncode == 0, (case, done.stderr[-2000:])
+        outcomes[case] = [r for r in replay.requests if "/v1/channels" in r]
+        channels = ChangeLog(str(tmp_path / f"{case}.db")).channels()
+        assert channels == {"channel_id_123": userinfo["sub"]}, case
+    assert outcomes == {
+        "create": ["GET /v1/channels", "POST /v1/channels"],
+        "keep": ["GET /v1/channels"],
+        "close": ["GET /v1/channels", "DELETE /v1/channels/channel_id_456"],
+    }
+
+
+def test_an_empty_401_fails_the_account_with_what_to_do():
+    """Cronofy may answer 401 with no body at all."""
+    userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
+    replay = Replay({"/v1/userinfo": userinfo, "/v1/free_busy": Status(401)}, "2014-09-10T12:00:00")
+    try:
+        run = run_tap({"api_url": replay.url, "access_token": TOKEN}, streams=["free_busy"])
+    finally:
+        replay.stop()
+    assert run.returncode == 1
+    assert f"FAILED account {userinfo['sub']}" in run.stderr
+    assert "Re-authorise the account" in run.stderr and "Traceback" not in run.stderr
