@@ -262,3 +262,23 @@ def test_an_empty_401_fails_the_account_with_what_to_do():
     assert run.returncode == 1
     assert f"FAILED account {userinfo['sub']}" in run.stderr
     assert "Re-authorise the account" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_docs_incremental_example_loads_its_deletion_as_a_tombstone():
+    fixture = load("free_busy-incremental-cronofy-docs.json")
+    userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
+    replay = Replay(
+        {"/v1/userinfo": userinfo, "/v1/free_busy": fixture["body"]}, "2021-06-25T09:00:00"
+    )
+    try:
+        run = run_tap({"api_url": replay.url, "access_token": TOKEN}, streams=["free_busy"])
+    finally:
+        replay.stop()
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = {r["event_uid"]: r for r in run.records("free_busy")}
+    for period in fixture["body"]["free_busy"]:
+        record = records[period["event_uid"]]
+        for name in ("calendar_id", "start", "end", "free_busy_status", "deleted"):
+            assert record[name] == period[name], name
+        assert (record["_sdc_deleted_at"] is not None) is period["deleted"], "a tombstone"
+        assert record["_sdc_deleted_at"] in (None, record["last_modified"])
