@@ -16,6 +16,7 @@ from collections import defaultdict
 from zoneinfo import ZoneInfo
 
 import duckdb
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from tests.helpers import ROOT
 from tests.test_analytics import BUSY, add_weeks
 
 DBT = ROOT / ".meltano" / "utilities" / "dbt-duckdb" / "venv" / "bin" / "dbt"
+DBT_POSTGRES = ROOT / ".meltano" / "utilities" / "dbt-postgres" / "venv" / "bin" / "dbt"
 ZONES = [
     "Asia/Tokyo",
     "Europe/London",
@@ -75,6 +77,74 @@ def accounts(draw) -> list[tuple[str, str, list[dict]]]:
 
 def naive(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+TABLES = (
+    "create table cronofy.free_busy (account_id varchar, calendar_id varchar, "
+    'event_uid varchar, event_id varchar, "start" varchar, "end" varchar, '
+    "start_tzid varchar, end_tzid varchar, start_time timestamp, end_time timestamp, "
+    "all_day boolean, free_busy_status varchar, deleted boolean, "
+    "last_modified timestamp, _sdc_deleted_at timestamp)",
+    "create table cronofy.calendars (account_id varchar, calendar_id varchar, "
+    "calendar_name varchar, last_modified timestamp, _sdc_deleted_at timestamp)",
+    "create table cronofy.accounts (account_id varchar, email varchar, name varchar, "
+    "zoneinfo varchar)",
+    "create table cronofy.scheduling_requests (scheduling_request_id varchar, "
+    "slot_selection varchar, last_modified timestamp)",
+)
+
+
+def rows_of(made) -> dict[str, list[list]]:
+    """The rows of each table, as target-duckdb and target-postgres hold them (times as
+    naive UTC timestamps)."""
+    now = naive(dt.datetime.now(UTC))
+    rows: dict[str, list[list]] = {"accounts": [], "calendars": [], "free_busy": []}
+    for account_id, zone, periods in made:
+        rows["accounts"].append([account_id, f"{account_id}@example.com", account_id, zone])
+        rows["calendars"].append([account_id, f"cal_{account_id}", "Work", now, None])
+        for p in periods:
+            gone = now if (p["deleted"] or p["left"]) else None
+            if p["all_day"]:
+                first = p["start"].astimezone(ZoneInfo(zone)).date()
+                start_text, end_text = first.isoformat(), (first + dt.timedelta(days=1)).isoformat()
+            else:
+                start_text = p["start"].strftime("%Y-%m-%dT%H:%M:%SZ")
+                end_text = p["end"].strftime("%Y-%m-%dT%H:%M:%SZ")
+            rows["free_busy"].append(
+                [
+                    account_id,
+                    f"cal_{account_id}",
+                    p["uid"],
+                    None,
+                    start_text,
+                    end_text,
+                    None,
+                    None,
+                    naive(p["start"]),
+                    naive(p["end"]),
+                    p["all_day"],
+                    p["status"],
+                    p["deleted"],
+                    now,
+                    gone,
+                ]
+            )
+    return rows
+
+
+def load_postgres(dsn: str, made) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as con:
+        con.execute("drop schema if exists cronofy cascade")
+        con.execute("drop schema if exists analytics cascade")
+        con.execute("create schema cronofy")
+        for statement in TABLES:
+            con.execute(statement)
+        for table, rows in rows_of(made).items():
+            for row in rows:
+                marks = ", ".join(["%s"] * len(row))
+                con.execute(f"insert into cronofy.{table} values ({marks})", row)
 
 
 def load(path, made) -> None:
@@ -187,4 +257,68 @@ def test_busy_hours_weekly_equals_the_reference_on_every_week_and_zone(made, tmp
             "from analytics.busy_hours_weekly"
         ).fetchall()
     built = {(a, w): (round(b, 4), round(k, 4)) for a, w, b, k in rows if b or k}
+    assert built == reference(made)
+
+
+@pytest.fixture(scope="module")
+def warehouse_postgres():
+    """One PostgreSQL for the module's examples (each drops and remakes its schemas)."""
+    from demo.project import free_port
+    from tests.postgres import PostgresServer, find_bindir
+
+    if find_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run should have installed it")
+        pytest.skip("PostgreSQL server binaries not installed on this machine")
+    server = PostgresServer(free_port())
+    yield server
+    server.stop()
+
+
+@settings(max_examples=max(3, settings.default.max_examples // 50))
+@given(made=accounts())
+def test_on_postgresql_busy_hours_weekly_equals_the_reference_too(
+    made, warehouse_postgres, tmp_path_factory
+):
+    """The same models, macros and property, built by dbt-postgres in a real PostgreSQL."""
+    import psycopg
+
+    server = warehouse_postgres
+    dsn = f"host=127.0.0.1 port={server.port} user={server.user} dbname=postgres"
+    load_postgres(dsn, made)
+    tmp = tmp_path_factory.mktemp("dbt-postgres")
+    result = subprocess.run(
+        [
+            str(DBT_POSTGRES),
+            "build",
+            "--target",
+            "postgres",
+            "--project-dir",
+            str(ROOT / "analytics"),
+            "--profiles-dir",
+            str(ROOT / "analytics"),
+            "--target-path",
+            str(tmp / "target"),
+            "--log-path",
+            str(tmp / "logs"),
+            "--exclude",
+            "source:*",
+        ],
+        env={
+            **os.environ,
+            "DBT_POSTGRES_PORT": str(server.port),
+            "DBT_POSTGRES_USER": server.user,
+            "DBT_POSTGRES_DBNAME": "postgres",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    with psycopg.connect(dsn) as con:
+        rows = con.execute(
+            "select account_id, week_start, busy_hours, booked_hours "
+            "from analytics.busy_hours_weekly"
+        ).fetchall()
+    built = {(a, w): (round(float(b), 4), round(float(k), 4)) for a, w, b, k in rows if b or k}
     assert built == reference(made)

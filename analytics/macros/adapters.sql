@@ -1,4 +1,6 @@
-{# The only adapter-specific SQL of the project. Timestamps arrive in UTC. #}
+{# The only adapter-specific SQL of the project. Timestamps arrive in UTC (PostgreSQL:
+   target-postgres stores them as timestamp without time zone, holding UTC; the default
+   to_local/from_local read them so). DuckDB and PostgreSQL are built and tested. #}
 
 {% macro to_local(ts, tz) %}{{ return(adapter.dispatch('to_local', 'cronofy_analytics')(ts, tz)) }}{% endmacro %}
 {% macro default__to_local(ts, tz) %}timezone({{ tz }}, timezone('UTC', {{ ts }})){% endmacro %}
@@ -15,11 +17,13 @@
 {% macro hours_between(start_ts, end_ts) %}{{ return(adapter.dispatch('hours_between', 'cronofy_analytics')(start_ts, end_ts)) }}{% endmacro %}
 {% macro default__hours_between(start_ts, end_ts) %}(date_diff('second', {{ start_ts }}, {{ end_ts }}) / 3600.0){% endmacro %}
 {% macro snowflake__hours_between(start_ts, end_ts) %}(datediff('second', {{ start_ts }}, {{ end_ts }}) / 3600.0){% endmacro %}
+{% macro postgres__hours_between(start_ts, end_ts) %}(extract(epoch from ({{ end_ts }}) - ({{ start_ts }})) / 3600.0){% endmacro %}
 {% macro bigquery__hours_between(start_ts, end_ts) %}(timestamp_diff({{ end_ts }}, {{ start_ts }}, second) / 3600.0){% endmacro %}
 
 {% macro days_between(start_date, end_date) %}{{ return(adapter.dispatch('days_between', 'cronofy_analytics')(start_date, end_date)) }}{% endmacro %}
 {% macro default__days_between(start_date, end_date) %}date_diff('day', {{ start_date }}, {{ end_date }}){% endmacro %}
 {% macro snowflake__days_between(start_date, end_date) %}datediff('day', {{ start_date }}, {{ end_date }}){% endmacro %}
+{% macro postgres__days_between(start_date, end_date) %}(({{ end_date }}) - ({{ start_date }})){% endmacro %}
 {% macro bigquery__days_between(start_date, end_date) %}date_diff({{ end_date }}, {{ start_date }}, day){% endmacro %}
 
 {% macro as_date(value) %}cast({{ value }} as date){% endmacro %}
