@@ -37,6 +37,18 @@ FREE_BUSY = th.PropertiesList(
     th.Property("end_time", th.DateTimeType, description="End in UTC"),
     th.Property("all_day", th.BooleanType),
     th.Property(
+        "start_date",
+        th.DateType,
+        description="All-day periods: the first day, a date (no warehouse need parse `start`); "
+        "null for timed ones",
+    ),
+    th.Property(
+        "end_date",
+        th.DateType,
+        description="All-day periods: the day after the last (exclusive), a date; null for "
+        "timed ones",
+    ),
+    th.Property(
         "free_busy_status",
         th.StringType,
         description="busy, tentative, free or unknown (any string is kept)",

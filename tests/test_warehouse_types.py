@@ -31,6 +31,7 @@ def test_snowflake_types_and_reserved_words():
     assert all(free_busy[c] == "TIMESTAMP_NTZ" for c in TIMES), "UTC timestamps, not text"
     assert free_busy["all_day"] == free_busy["deleted"] == "BOOLEAN"
     assert free_busy["start"] == free_busy["end"] == "VARCHAR"  # dates or times, as sent
+    assert free_busy["start_date"] == free_busy["end_date"] == "DATE", "typed all-day days"
     requests = found["types"]["scheduling_requests"]
     for nested in ("recipients", "collaborator_groups", "event", "buffer", "recipient_operations"):
         assert requests[nested] == "VARIANT", nested
@@ -45,6 +46,7 @@ def test_bigquery_types_and_reserved_words():
     assert all(free_busy[f"`{c}`"]["type"] == "TIMESTAMP" for c in TIMES)
     assert free_busy["`all_day`"]["type"] == free_busy["`deleted`"]["type"] == "BOOLEAN"
     assert "`start`" in free_busy and "`end`" in free_busy, "reserved words are quoted"
+    assert free_busy["`start_date`"]["type"] == free_busy["`end_date`"]["type"] == "DATE"
     requests = found["scheduling_requests"]
     assert requests["`recipients`"] == {
         "type": "RECORD",

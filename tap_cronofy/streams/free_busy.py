@@ -524,6 +524,7 @@ def make_record(period: dict, account_id: str, watermark: str, zone: str) -> dic
     if not isinstance(deleted, bool):
         raise ValueError(f"`deleted` is {type(deleted).__name__}, not a boolean")
     calendar_id = _text(period, "calendar_id", required=True)
+    all_day = isinstance(start, str) and len(start) == 10
     event_uid = _text(period, "event_uid")
     if not event_uid:  # only without include_ids; keep the key non-null and stable
         digest = hashlib.sha1(f"{calendar_id}|{start}|{end}".encode(), usedforsecurity=False)
@@ -541,7 +542,9 @@ def make_record(period: dict, account_id: str, watermark: str, zone: str) -> dic
         # at midnight in ``zone`` whatever its own tzid (a time carries its offset).
         "start_time": _utc_time(start, zone),
         "end_time": _utc_time(end, zone),
-        "all_day": isinstance(start, str) and len(start) == 10,
+        "all_day": all_day,
+        "start_date": start if all_day else None,  # checked a date by _utc_time above
+        "end_date": end if all_day and end and len(end) == 10 else None,
         "free_busy_status": _text(period, "free_busy_status"),
         "deleted": deleted,
         "last_modified": watermark,

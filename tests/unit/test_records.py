@@ -38,6 +38,8 @@ def test_a_timed_utc_period():
         "start_time": "2026-12-02T09:00:00Z",
         "end_time": "2026-12-02T10:30:00Z",
         "all_day": False,
+        "start_date": None,
+        "end_date": None,
         "free_busy_status": "busy",
         "deleted": False,
         "last_modified": WATERMARK,
@@ -52,6 +54,7 @@ def test_an_all_day_period_starts_at_midnight_in_the_query_zone():
     )
     assert r["all_day"] is True
     assert (r["start_time"], r["end_time"]) == ("2026-12-23T15:00:00Z", "2026-12-25T15:00:00Z")
+    assert (r["start_date"], r["end_date"]) == ("2026-12-24", "2026-12-26"), "typed dates"
 
 
 def test_localized_times_keep_their_zone_and_give_utc():
