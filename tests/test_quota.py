@@ -42,7 +42,23 @@ def test_a_simulated_day_of_hourly_runs_costs_two_requests_per_account_per_run()
         server.stop()
 
 
-def day_of_runs(sim, config: dict) -> None:
+def test_without_the_userinfo_free_busy_embeds_each_run_costs_one_request_more():
+    """The cost table rests on free_busy embedding userinfo (`include_userinfo`, which the
+    free-busy document describes). Should Cronofy not embed it (and list calendars without
+    `sub`, which nothing documents), each run asks `/v1/userinfo` once per account: 3
+    requests an hourly run, 4 on the first of a day, 75 a day. Measured here, as above."""
+    sim, server = fleet(3, page_size=500)
+    sim.embed_userinfo = False
+    sim.calendars_sub = False
+    try:
+        day_of_runs(sim, tap_config(sim, server.url), userinfo=1)
+    finally:
+        server.stop()
+
+
+def day_of_runs(sim, config: dict, userinfo: int = 0) -> None:
+    """``userinfo``: the `/v1/userinfo` requests each run makes per account."""
+    extra = {USERINFO: userinfo} if userinfo else {}
     rng = random.Random(1)
     # The day starts at noon UTC, whatever the real clock says: 24 hourly runs from there
     # pass midnight once and every account's calendar hour (1:00 to 23:59) at least once.
@@ -53,7 +69,7 @@ def day_of_runs(sim, config: dict) -> None:
     sim.advance(((noon - now).total_seconds()) % 86400)
     run = run_tap(config, streams=PER_ACCOUNT)
     assert run.returncode == 0, run.stderr
-    first = {TOKEN: 1, FREE_BUSY: 1, CALENDARS: 1}
+    first = {TOKEN: 1, FREE_BUSY: 1, CALENDARS: 1, **extra}
     assert costs(sim) == {a: first for a in sim.accounts}
     assert len(run.records("accounts")) == 3, "accounts from the embedded userinfo"
     state, last_day = run.state, day(sim)
@@ -71,7 +87,7 @@ def day_of_runs(sim, config: dict) -> None:
         new_day = today != last_day
         new_days += new_day
         for account_id in sim.accounts:
-            expected = {TOKEN: 1, FREE_BUSY: 2 if new_day else 1}  # + the horizon slice
+            expected = {TOKEN: 1, FREE_BUSY: 2 if new_day else 1, **extra}  # + horizon slice
             if read_on[account_id] < today and hour >= calendar_slot(account_id):
                 expected[CALENDARS] = 1  # once a day, from the account's hour
                 read_on[account_id] = today
@@ -79,12 +95,14 @@ def day_of_runs(sim, config: dict) -> None:
             assert spent[account_id] == expected, (sim.now_dt(), account_id, spent)
             total[account_id] += sum(expected.values())
         if new_day:
-            assert all(sum(spent[a].values()) == 3 for a in sim.accounts), "3 at midnight"
+            at_midnight = 3 + userinfo
+            assert all(sum(spent[a].values()) == at_midnight for a in sim.accounts), "midnight"
         assert len(run.records("accounts")) == 3
         state, last_day = run.state, today
     assert new_days == 1
     assert calendar_reads, "the clock passed some account's hour"
-    assert max(total.values()) <= 24 * 2 + 1 + 1, "at most 50 requests per account a day"
+    per_day = 24 * (2 + userinfo) + 1 + 1
+    assert max(total.values()) <= per_day, f"at most {per_day} requests per account a day"
 
 
 def test_calendars_are_emitted_when_new_or_changed_and_read_at_once_for_an_unknown_one(sim):
