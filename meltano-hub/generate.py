@@ -48,7 +48,7 @@ def definition() -> dict:
     return plugin
 
 
-LOADERS = ("target-duckdb", "target-jsonl")  # as tested here, pins included
+LOADERS = ("target-duckdb", "target-jsonl", "target-postgres")  # as tested here, pins included
 LOADER_KEYS = ("name", "namespace", "label", "pip_url", "executable", "settings")
 
 
