@@ -4,6 +4,7 @@ re-sharding 4 to 8 and 8 to 3 without reading any account whole again."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -273,3 +274,40 @@ def test_the_readmes_shard_line_runs_as_written_holding_only_its_shard(tmp_path,
         assert loaded == mine
     finally:
         server.stop()
+
+
+def test_reshard_is_a_plugin_command_of_the_meltano_project(tmp_path):
+    """`meltano invoke tap-cronofy:reshard`, as the README writes it, in this project."""
+    states = []
+    for n, ids in enumerate([["acc_a", "acc_b"], ["acc_c"]]):
+        path = tmp_path / f"shard-{n}.json"
+        entry = {"replication_key_value": "2026-12-01T10:00:00Z"}
+        path.write_text(
+            json.dumps({"bookmarks": {"free_busy": {"accounts": dict.fromkeys(ids, entry)}}})
+        )
+        states.append(str(path))
+    out = tmp_path / "resharded"
+    done = subprocess.run(
+        [
+            str(BIN / "meltano"),
+            "invoke",
+            "tap-cronofy:reshard",
+            *states,
+            "--to",
+            "3",
+            "--out-dir",
+            str(out),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["shard-0.json", "shard-1.json", "shard-2.json"]
+    held = [
+        a for p in out.iterdir() for a in account_states(json.loads(p.read_text())["singer_state"])
+    ]
+    assert sorted(held) == ["acc_a", "acc_b", "acc_c"]
