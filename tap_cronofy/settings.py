@@ -331,10 +331,11 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
         "strict_settings",
         th.BooleanType,
-        default=False,
-        description="Refuse to run when the config holds a setting name the tap does not "
-        "know (a typo such as `tz_id`); by default each is warned about, with the closest "
-        "known name",
+        default=True,
+        description="Refuse to run, before any request, when the config holds a setting "
+        "name the tap does not know (a typo such as `tz_id`), naming the closest known one "
+        "(an hourly schedule would hide a warning); false: such keys are allowed, each "
+        "warned about and ignored",
     ),
     th.Property(
         "scheduling_requests_shard",
@@ -577,14 +578,17 @@ def change_log_errors(config: t.Mapping[str, t.Any]) -> list[str]:
 SHARD_VARIABLE = "TAP_CRONOFY_SHARD"  # how Meltano (and Dagster) are told a shard
 
 
-def unknown_settings(config: t.Mapping[str, t.Any], known: t.Iterable[str]) -> list[str]:
-    """One line per setting name the tap does not know, with the closest known name."""
+def unknown_settings(
+    config: t.Mapping[str, t.Any], known: t.Iterable[str], *, ignored: bool = False
+) -> list[str]:
+    """One line per setting name the tap does not know, with the closest known name (and,
+    when such keys are allowed, that it is ignored)."""
     names = sorted(set(known))
     lines = []
     for name in sorted(set(config) - set(names)):
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
         hint = f" (did you mean `{close[0]}`?)" if close else ""
-        lines.append(f"Unknown setting `{name}`{hint}: it is ignored.")
+        lines.append(f"Unknown setting `{name}`{hint}" + (": it is ignored." if ignored else "."))
     return lines
 
 

@@ -98,11 +98,17 @@ class TapCronofy(Tap):
         super().__init__(*args, **kwargs)
         for secret in secrets_of_input(dict(self.config), {}):
             SECRETS.add(secret)
-        unknown = unknown_settings(self.config, self.config_jsonschema["properties"])
-        if unknown and self.config.get("strict_settings"):
+        known = self.config_jsonschema["properties"]
+        strict = self.config.get("strict_settings", True) is not False
+        unknown = unknown_settings(self.config, known, ignored=not strict)
+        if unknown and strict:
             raise ConfigValidationError(
                 "Config validation failed",
-                errors=[*unknown, "`strict_settings` is on: fix the names, or unset it."],
+                errors=[
+                    *unknown,
+                    "Nothing was requested: fix the names (or, to allow extra keys, set "
+                    "`strict_settings` false).",
+                ],
             )
         for line in unknown:
             self.logger.warning(line)
