@@ -248,7 +248,7 @@ class FileTokenStore:
     def holding(self, account_id: str) -> Iterator[Held]:
         bucket = 1 + zlib.crc32(account_id.encode()) % BUCKETS
         with self._locked(bucket):
-            yield _FileHeld(self, account_id)
+            yield _ReadHeld(self.current, account_id, self.save if self.writable else None)
 
     def save(self, account_id: str, token: StoredToken) -> None:
         """This account's entry only, under the file's lock, re-read first."""
@@ -299,19 +299,28 @@ class FileTokenStore:
             raise
 
 
-class _FileHeld:
-    def __init__(self, store: FileTokenStore, account_id: str) -> None:
-        self._store = store
+class _ReadHeld:
+    """An account's tokens as ``read`` gives them, written back by ``write`` (None: a
+    store the tap only reads)."""
+
+    def __init__(
+        self,
+        read: t.Callable[[str], StoredToken | None],
+        account_id: str,
+        write: t.Callable[[str, StoredToken], None] | None = None,
+    ) -> None:
+        self._read = read
+        self._write = write
         self._account_id = account_id
-        self.current = store.current(account_id)
+        self.current = read(account_id)
 
     def reread(self) -> StoredToken | None:
-        self.current = self._store.current(self._account_id)
+        self.current = self._read(self._account_id)
         return self.current
 
     def save(self, token: StoredToken) -> None:
-        if self._store.writable:
-            self._store.save(self._account_id, token)
+        if self._write is not None:
+            self._write(self._account_id, token)
             self.current = token
 
 
@@ -408,24 +417,10 @@ class PostgresTokenStore:
     @contextlib.contextmanager
     def holding(self, account_id: str) -> Iterator[Held]:
         if not self.writable:  # the product refreshes: no lock of ours on its rows
-            yield _ReadHeld(self, account_id)
+            yield _ReadHeld(self.current, account_id)
             return
         with self._transaction() as cursor:
             yield _RowHeld(self, cursor, account_id)
-
-
-class _ReadHeld:
-    def __init__(self, store: PostgresTokenStore, account_id: str) -> None:
-        self._store = store
-        self._account_id = account_id
-        self.current = store.current(account_id)
-
-    def reread(self) -> StoredToken | None:
-        self.current = self._store.current(self._account_id)
-        return self.current
-
-    def save(self, token: StoredToken) -> None:
-        return None
 
 
 class _RowHeld:
