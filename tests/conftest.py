@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from simulator import Simulator, SimulatorServer
-from tests.postgres import PostgresServer, find_bindir
+from tests.postgres import started
 
 # Property-based and stateful tests: "ci" (the default) is seeded and bounded, so that a
 # failure reproduces on any machine and `make test` stays near ten minutes; "deep" searches
@@ -43,12 +43,6 @@ def sim():
 @pytest.fixture
 def postgres():
     """A throwaway PostgreSQL server (CI installs Debian's package; see .ci/run)."""
-    from demo.project import free_port
-
-    if find_bindir() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed: .ci/run should have installed it")
-        pytest.skip("PostgreSQL server binaries not installed on this machine")
-    server = PostgresServer(free_port())
+    server = started()
     yield server
     server.stop()

@@ -71,3 +71,17 @@ class PostgresServer:
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop", check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def started() -> PostgresServer:
+    """A server on a free port; without the binaries, the test fails under CI (.ci/run
+    installs them) and is skipped elsewhere."""
+    import pytest
+
+    from demo.project import free_port
+
+    if find_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run should have installed it")
+        pytest.skip("PostgreSQL server binaries not installed on this machine")
+    return PostgresServer(free_port())

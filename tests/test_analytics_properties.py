@@ -150,64 +150,39 @@ def load_postgres(dsn: str, made) -> None:
 def load(path, made) -> None:
     with duckdb.connect(str(path)) as con:
         con.execute("create schema cronofy")
-        con.execute(
-            "create table cronofy.free_busy (account_id varchar, calendar_id varchar, "
-            'event_uid varchar, event_id varchar, "start" varchar, "end" varchar, '
-            "start_tzid varchar, end_tzid varchar, start_time timestamp, end_time timestamp, "
-            "all_day boolean, free_busy_status varchar, deleted boolean, "
-            "last_modified timestamp, _sdc_deleted_at timestamp)"
-        )
-        con.execute(
-            "create table cronofy.calendars (account_id varchar, calendar_id varchar, "
-            "calendar_name varchar, last_modified timestamp, _sdc_deleted_at timestamp)"
-        )
-        con.execute(
-            "create table cronofy.accounts (account_id varchar, email varchar, name varchar, "
-            "zoneinfo varchar)"
-        )
-        con.execute(
-            "create table cronofy.scheduling_requests (scheduling_request_id varchar, "
-            "slot_selection varchar, last_modified timestamp)"
-        )
-        now = naive(dt.datetime.now(UTC))
-        for account_id, zone, periods in made:
-            con.execute(
-                "insert into cronofy.accounts values (?, ?, ?, ?)",
-                [account_id, f"{account_id}@example.com", account_id, zone],
-            )
-            con.execute(
-                "insert into cronofy.calendars values (?, ?, 'Work', ?, null)",
-                [account_id, f"cal_{account_id}", now],
-            )
-            for p in periods:
-                gone = now if (p["deleted"] or p["left"]) else None
-                if p["all_day"]:
-                    first = p["start"].astimezone(ZoneInfo(zone)).date()
-                    start_text, end_text = (
-                        first.isoformat(),
-                        (first + dt.timedelta(days=1)).isoformat(),
-                    )
-                else:
-                    start_text = p["start"].strftime("%Y-%m-%dT%H:%M:%SZ")
-                    end_text = p["end"].strftime("%Y-%m-%dT%H:%M:%SZ")
-                con.execute(
-                    "insert into cronofy.free_busy values (?, ?, ?, null, ?, ?, null, null, "
-                    "?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        account_id,
-                        f"cal_{account_id}",
-                        p["uid"],
-                        start_text,
-                        end_text,
-                        naive(p["start"]),
-                        naive(p["end"]),
-                        p["all_day"],
-                        p["status"],
-                        p["deleted"],
-                        now,
-                        gone,
-                    ],
-                )
+        for statement in TABLES:
+            con.execute(statement)
+        for table, rows in rows_of(made).items():
+            for row in rows:
+                marks = ", ".join(["?"] * len(row))
+                con.execute(f"insert into cronofy.{table} values ({marks})", row)
+
+
+def dbt_build(dbt, tmp, env: dict[str, str], *target: str) -> None:
+    """`dbt build` of the analytics project (its models and tests, not the freshness of
+    sources), logs and artefacts in ``tmp``."""
+    result = subprocess.run(
+        [
+            str(dbt),
+            "build",
+            *target,
+            "--project-dir",
+            str(ROOT / "analytics"),
+            "--profiles-dir",
+            str(ROOT / "analytics"),
+            "--target-path",
+            str(tmp / "target"),
+            "--log-path",
+            str(tmp / "logs"),
+            "--exclude",
+            "source:*",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
 
 
 def reference(made) -> dict[tuple[str, dt.date], tuple[float, float]]:
@@ -230,27 +205,7 @@ def test_busy_hours_weekly_equals_the_reference_on_every_week_and_zone(made, tmp
     tmp = tmp_path_factory.mktemp("dbt")
     warehouse = tmp / "warehouse.duckdb"
     load(warehouse, made)
-    result = subprocess.run(
-        [
-            str(DBT),
-            "build",
-            "--project-dir",
-            str(ROOT / "analytics"),
-            "--profiles-dir",
-            str(ROOT / "analytics"),
-            "--target-path",
-            str(tmp / "target"),
-            "--log-path",
-            str(tmp / "logs"),
-            "--exclude",
-            "source:*",
-        ],
-        env={**os.environ, "DBT_DUCKDB_PATH": str(warehouse)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:]
+    dbt_build(DBT, tmp, {"DBT_DUCKDB_PATH": str(warehouse)})
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(
             "select account_id, week_start, busy_hours, booked_hours "
@@ -263,14 +218,9 @@ def test_busy_hours_weekly_equals_the_reference_on_every_week_and_zone(made, tmp
 @pytest.fixture(scope="module")
 def warehouse_postgres():
     """One PostgreSQL for the module's examples (each drops and remakes its schemas)."""
-    from demo.project import free_port
-    from tests.postgres import PostgresServer, find_bindir
+    from tests.postgres import started
 
-    if find_bindir() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed: .ci/run should have installed it")
-        pytest.skip("PostgreSQL server binaries not installed on this machine")
-    server = PostgresServer(free_port())
+    server = started()
     yield server
     server.stop()
 
@@ -287,34 +237,12 @@ def test_on_postgresql_busy_hours_weekly_equals_the_reference_too(
     dsn = f"host=127.0.0.1 port={server.port} user={server.user} dbname=postgres"
     load_postgres(dsn, made)
     tmp = tmp_path_factory.mktemp("dbt-postgres")
-    result = subprocess.run(
-        [
-            str(DBT_POSTGRES),
-            "build",
-            "--target",
-            "postgres",
-            "--project-dir",
-            str(ROOT / "analytics"),
-            "--profiles-dir",
-            str(ROOT / "analytics"),
-            "--target-path",
-            str(tmp / "target"),
-            "--log-path",
-            str(tmp / "logs"),
-            "--exclude",
-            "source:*",
-        ],
-        env={
-            **os.environ,
-            "DBT_POSTGRES_PORT": str(server.port),
-            "DBT_POSTGRES_USER": server.user,
-            "DBT_POSTGRES_DBNAME": "postgres",
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:]
+    env = {
+        "DBT_POSTGRES_PORT": str(server.port),
+        "DBT_POSTGRES_USER": server.user,
+        "DBT_POSTGRES_DBNAME": "postgres",
+    }
+    dbt_build(DBT_POSTGRES, tmp, env, "--target", "postgres")
     with psycopg.connect(dsn) as con:
         rows = con.execute(
             "select account_id, week_start, busy_hours, booked_hours "
