@@ -6,7 +6,7 @@ READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 DEMO_PLUGINS := .meltano/.ready-demo
 
-.PHONY: install plugins test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards bench-fleet-shards bench-shared-quota soak-fleet clean
+.PHONY: install plugins docs test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards bench-fleet-shards bench-shared-quota soak-fleet clean
 
 install: $(READY)
 
@@ -33,6 +33,7 @@ test: $(READY) $(PLUGINS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest -q -n 2
 
 # The unit tests on every Python 3.10 to 3.13 the machine offers, one venv each (.venvs/).
@@ -55,6 +56,10 @@ demo: $(READY) $(DEMO_PLUGINS)
 simulator: $(READY)
 	$(BIN)/python -m simulator --port 8765 --write-config .simulator-config.json \
 		--write-accounts .simulator-accounts.json
+
+# The manual (docs/) at http://127.0.0.1:8000, rebuilt on every edit.
+docs: $(READY)
+	$(BIN)/mkdocs serve --strict
 
 catalog: $(READY)
 	$(BIN)/tap-cronofy --discover > catalog.json

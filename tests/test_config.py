@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests import docs
 from tests.helpers import ROOT, run_tap, tap_config
 
 
@@ -107,11 +108,11 @@ def test_catalog_json_matches_discovery():
 
 def test_readme_settings_table_matches_about():
     about = tap_cli("--about", "--format=markdown").stdout
-    readme = (ROOT / "README.md").read_text()
+    readme = docs.page("configuration.md")
     rows = [line for line in about.splitlines() if line.startswith("| ")]
     assert rows
     missing = [row for row in rows if row not in readme]
-    assert not missing, f"README settings table is stale; run `make about`: {missing[:3]}"
+    assert not missing, f"docs/configuration.md settings are stale (make about): {missing[:3]}"
 
 
 def test_config_errors_never_echo_a_secret(sim):

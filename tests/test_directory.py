@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests import docs
 from tests.helpers import run_tap, tap_config
 
 
@@ -39,9 +40,7 @@ def test_a_failing_account_does_not_stop_the_dimensions_of_the_others(sim):
 def readme_live_calendars_sql() -> str:
     import re
 
-    from tests.helpers import ROOT
-
-    text = (ROOT / "README.md").read_text()
+    text = docs.page("streams.md")
     section = text[text.index("### `calendars` and `accounts`") :]
     return re.search(r"```sql\n(.*?)```", section, re.S).group(1)
 

@@ -14,12 +14,12 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import ROOT
+from tests import docs
 from tests.test_readme_commands import project_env, scratch_project
 
 
 def section() -> str:
-    text = (ROOT / "README.md").read_text()
+    text = docs.page("getting-started.md")
     start = text.index("## Your first real account, end to end")
     return text[start : text.index("\n## ", start + 1)]
 

@@ -8,15 +8,16 @@ import http.server
 import importlib.util
 import json
 import os
-import re
 import shutil
 import subprocess
 import threading
 import types
 
+import duckdb
 import yaml
 
 from demo.project import BIN
+from tests import docs
 from tests.helpers import ROOT, tap_config
 
 
@@ -46,13 +47,7 @@ README_REF = "https://raw.githubusercontent.com/tap-cronofy/tap-cronofy/main/"
 
 
 def readme_add_lines() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    return [
-        line.strip()
-        for block in re.findall(r"```bash\n(.*?)```", text, re.S)
-        for line in block.splitlines()
-        if line.startswith("meltano add ")
-    ]
+    return docs.bash_lines("meltano add ")
 
 
 def test_the_readmes_meltano_add_lines_install_into_a_new_project_that_runs(sim, tmp_path):
@@ -101,7 +96,11 @@ def test_the_readmes_meltano_add_lines_install_into_a_new_project_that_runs(sim,
         ]
         # the loader from this repository's definition (Meltano Hub is not reachable here),
         # installed from PyPI by `meltano add`
-        assert added == [("extractors", "tap-cronofy"), ("loaders", "target-jsonl")], added
+        assert added == [
+            ("extractors", "tap-cronofy"),
+            ("loaders", "target-duckdb"),
+            ("loaders", "target-jsonl"),
+        ], added
         config = tap_config(sim, sim.url)
         (tmp_path / "project" / "accounts.json").write_text(json.dumps(config["accounts"]))
         for name, value in (
@@ -116,10 +115,24 @@ def test_the_readmes_meltano_add_lines_install_into_a_new_project_that_runs(sim,
         (tmp_path / "project" / "out").mkdir()
         meltano("meltano config test tap-cronofy")
         meltano("meltano run tap-cronofy target-jsonl")
+        # then the README's loader settings and hourly job, as written, in this new project
+        readme = docs.page("README.md")
+        for heading in ("Point the loader at a file", "## Run it hourly"):
+            section = readme[readme.index(heading) :]
+            block = section[section.index("```bash\n") + 8 : section.index("```\n", 10)]
+            for line in block.splitlines():
+                meltano(line)
+                if line.startswith("meltano schedule add"):
+                    listed = meltano("meltano schedule list").stdout
+                    assert "cronofy-hourly" in listed and "@hourly" in listed, listed
     finally:
         server.shutdown()
     rows = (tmp_path / "project" / "out" / "free_busy.jsonl").read_text().splitlines()
     assert {json.loads(row)["account_id"] for row in rows} == set(sim.accounts)
     added = yaml.safe_load((tmp_path / "project" / "meltano.yml").read_text())
     extractor = added["plugins"]["extractors"][0]
+    assert added["jobs"] == [{"name": "cronofy-hourly", "tasks": ["tap-cronofy target-duckdb"]}]
+    with duckdb.connect(str(tmp_path / "project" / "warehouse.duckdb"), read_only=True) as con:
+        loaded = con.execute("select distinct account_id from cronofy.free_busy").fetchall()
+    assert {row[0] for row in loaded} == set(sim.accounts), "the job loaded every account"
     assert extractor["name"] == "tap-cronofy" and extractor["settings_group_validation"]

@@ -14,14 +14,12 @@ from pathlib import Path
 import duckdb
 
 from demo.project import BIN, free_port
+from tests import docs
 from tests.helpers import ROOT, tap_config
 
 
 def readme_meltano_lines() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    lines = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
-        lines.extend(line.strip() for line in block.splitlines() if line.startswith("meltano "))
+    lines = docs.bash_lines("meltano ")
     # `meltano add` lines install into a new project: tests/test_plugin_definition.py
     return [line for line in lines if not line.startswith("meltano add ")]
 
@@ -143,7 +141,7 @@ def test_the_simulators_printed_lines_set_up_a_project(tmp_path):
 def test_the_plain_cli_section_runs_as_written(sim, tmp_path):
     """The README's plain-CLI block, the install lines aside (the tap from this venv, the
     target from `make test`'s Meltano plugins), with the simulator's settings."""
-    text = (ROOT / "README.md").read_text()
+    text = docs.page("getting-started.md")
     section = text.split("## Without Meltano (plain CLI)", 1)[1]
     block = re.search(r"```bash\n(.*?)```", section, re.S)
     assert block is not None

@@ -9,14 +9,14 @@ import re
 
 import jsonschema
 
+from tests import docs
 from tests.helpers import ROOT, run_tap
 
 STREAMS = ["free_busy", "calendars", "accounts", "scheduling_requests"]
 
 
 def examples() -> dict[str, dict]:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Streams\n") : text.index("## State and incremental sync\n")]
+    section = docs.page("streams.md")
     found = re.findall(r"Example (?:`(\w+)` )?record[^\n]*\n\n```json\n(.*?)```", section, re.S)
     assert len(found) == len(STREAMS)
     out = {}

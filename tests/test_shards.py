@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from demo.project import BIN
 from simulator import Simulator, SimulatorServer
 from tap_cronofy.shard import shard_of
+from tests import docs
 from tests.helpers import (
     ROOT,
     TapRun,
@@ -171,7 +172,7 @@ def test_two_shards_of_one_meltano_project_run_side_by_side_each_with_its_own(
 
 def readme_resharding_block() -> str:
     """The README's re-sharding commands, as written (the bash block under its heading)."""
-    text = (ROOT / "README.md").read_text()
+    text = docs.page("scaling-out.md")
     after = text[text.index("**Re-sharding**") :]
     return re.search(r"```bash\n(.*?)```", after, re.S).group(1)
 
@@ -232,7 +233,7 @@ def test_the_readmes_shard_line_runs_as_written_holding_only_its_shard(tmp_path,
     target-postgres`, as the README has it: loads and keeps only shard 3's accounts."""
     sim = Simulator(seed=9, accounts=48, events_per_account=2, page_size=100)
     server = SimulatorServer(sim).start()
-    text = (ROOT / "README.md").read_text()
+    text = docs.page("scaling-out.md")
     after = text[text.index("Each shard is the same configuration plus two settings") :]
     line = re.search(r"```bash\n(.*?)```", after, re.S).group(1)
     assert "TAP_CRONOFY_SHARD=3/16" in line

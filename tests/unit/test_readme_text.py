@@ -1,12 +1,14 @@
-"""The README's own text: its troubleshooting quotes the tap's messages (each quoted piece,
-between the `...` that stand for names and numbers, is text the code prints), and its
-table of contents lists every section and links only to headings that exist."""
+"""The docs' own text: the troubleshooting page quotes the tap's messages (each quoted piece,
+between the `...` that stand for names and numbers, is text the code prints), every link
+between the README, the manual and the repository resolves, and the README stays short."""
 
 from __future__ import annotations
 
 import ast
 import re
 from pathlib import Path
+
+from tests import docs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,8 +28,8 @@ def printed_texts() -> list[str]:
 
 
 def quoted() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Troubleshooting\n") : text.index("## Performance\n")]
+    text = docs.page("operating.md")
+    section = text[text.index("## Troubleshooting\n") :]
     return [" ".join(q.split()) for q in re.findall(r"\*\*`(.+?)`\*\*", section, re.S)]
 
 
@@ -49,24 +51,39 @@ def anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def test_the_table_of_contents_lists_every_section_and_only_real_headings():
-    text = (ROOT / "README.md").read_text()
-    body = re.sub(r"```.*?```", "", text, flags=re.S)
-    headings = re.findall(r"^(#{2,3}) (.+)$", body, re.M)
-    anchors = {anchor(title) for _, title in headings}
-    contents = text[
-        text.index("## Contents\n") : text.index("\n## ", text.index("## Contents\n") + 1)
-    ]
-    links = re.findall(r"\[(.+?)\]\(#([^)]+)\)", contents)
-    assert links and all(target in anchors for _, target in links), [
-        t for _, t in links if t not in anchors
-    ]
-    listed = {target for _, target in links}
-    sections = [anchor(title) for level, title in headings if level == "##"]
-    assert [s for s in sections if s not in listed and s != "contents"] == []
-    # every in-page link of the README goes to a heading that exists
-    for target in re.findall(r"\]\(#([^)]+)\)", body):
-        assert target in anchors, target
+def headings_of(path: Path) -> set[str]:
+    body = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    return {anchor(title) for title in re.findall(r"^#{1,4} (.+)$", body, re.M)}
+
+
+def test_every_relative_link_of_the_readme_and_the_manual_resolves():
+    """Each link to a file of the repository names one that exists, and its #anchor a
+    heading there (mkdocs build --strict checks the pages among themselves; this also
+    covers the README, which the site does not build)."""
+    broken = []
+    for path in docs.pages():
+        body = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", body):
+            if re.match(r"[a-z]+:", target):
+                continue
+            name, _, fragment = target.partition("#")
+            linked = (path.parent / name).resolve() if name else path
+            if not linked.exists() or (
+                fragment and linked.suffix == ".md" and fragment not in headings_of(linked)
+            ):
+                broken.append((path.name, target))
+    assert not broken, broken
+
+
+def test_the_readme_lists_every_page_of_the_manual_and_the_nav_every_file():
+    listed = set(re.findall(r"\]\(docs/([\w-]+\.md)\)", docs.page("README.md")))
+    nav = {path.name for path in docs.pages()[1:]}
+    assert nav - {"index.md"} <= listed, nav - listed
+    assert {path.name for path in (ROOT / "docs").glob("*.md")} == nav
+
+
+def test_the_readme_stays_a_first_hour_read():
+    assert len(docs.page("README.md").splitlines()) <= 300
 
 
 def test_the_example_state_is_as_the_tap_writes_it():
@@ -79,7 +96,7 @@ def test_the_example_state_is_as_the_tap_writes_it():
     from tap_cronofy.statecodec import compact, expand
     from tap_cronofy.window import scope_fingerprint
 
-    text = (ROOT / "README.md").read_text()
+    text = docs.page("state.md")
     after = text[text.index("**As written, values most accounts share are said once.**") :]
     example = json.loads(re.search(r"```json\n(.*?)```", after, re.S).group(1))
     full = expand(copy.deepcopy(example))
