@@ -259,7 +259,7 @@ def main() -> None:
   meltano config set tap-cronofy client_secret <CLIENT_SECRET>
   meltano run tap-cronofy target-duckdb
 (the demo passed its simulator settings as TAP_CRONOFY_* variables, so nothing is left to
-unset). Getting tokens: README.md, "Your first real account, end to end".""")
+unset). Getting tokens: docs/getting-started.md, "Your first real account, end to end".""")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ to pass back with --state next time)
 Check every account's credentials first: tap-cronofy-check --config config.json
 (under Meltano: meltano invoke tap-cronofy:check).
 Sibling commands: tap-cronofy-push receive|channels|prune (change-driven sync),
-tap-cronofy-shards reshard (scale-out). Docs: README.md."""
+tap-cronofy-shards reshard (scale-out). Docs: README.md, the manual in docs/."""
 
 
 class TapCronofy(Tap):

@@ -238,7 +238,7 @@ def own_meltano_dir(tmp: Path) -> dict[str, str]:
 def start_receiver(
     secret: str, log_path: Path, *args: str, cwd: Path = ROOT
 ) -> tuple[subprocess.Popen, str, int]:
-    """`tap-cronofy-push receive` configured as the README allows (only the client secret
+    """`tap-cronofy-push receive` configured as the manual allows (only the client secret
     and the change log, from the environment), on a free port: the process, once it says
     where it listens, and that host and port (its further stderr is left to the caller)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CRONOFY_")}

@@ -47,7 +47,7 @@ def readme_live_calendars_sql() -> str:
 
 def test_a_calendar_deleted_while_no_state_remembered_it_is_told_apart(sim):
     """After a state clear the tap cannot mark a calendar gone that was removed meanwhile;
-    the README's query over the merged table leaves it out by `full_listing_at`."""
+    the manual's query over the merged table leaves it out by `full_listing_at`."""
     import duckdb
 
     account_id = sorted(sim.accounts)[0]

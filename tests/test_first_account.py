@@ -1,6 +1,6 @@
-"""The README's "Your first real account, end to end", run as written against the
+"""The manual's "Your first real account, end to end", run as written against the
 simulator (its authorization page and code exchange stand in for Cronofy's): authorise,
-exchange the code with the README's curl, configure, check, run."""
+exchange the code with the manual's curl, configure, check, run."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def authorise(sim) -> str:
-    """The README's authorization URL, opened as the account's owner would (the simulator
+    """The manual's authorization URL, opened as the account's owner would (the simulator
     consents at once): the code it redirects with."""
     url = block("text", "/oauth/authorize").replace("https://app.cronofy.com", sim.url)
     url = url.replace("CLIENT_ID", sim.client_id)

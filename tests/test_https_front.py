@@ -98,7 +98,7 @@ def front(tmp_path):
 
 
 def fill(template: str, **values: object) -> str:
-    """As the README's envsubst line does: only the named ${...} values; nginx's own
+    """As the manual's envsubst line does: only the named ${...} values; nginx's own
     variables stay."""
     for name, value in values.items():
         template = template.replace("${" + name + "}", str(value))

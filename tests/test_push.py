@@ -425,7 +425,7 @@ def test_an_unreadable_change_log_fails_before_any_request(push, tmp_path):
 
 
 def test_the_receiver_command_verifies_signatures_over_http(tmp_path):
-    """Configured as the README says a receiver may be: only the client secret and the
+    """Configured as the manual says a receiver may be: only the client secret and the
     change log, from the environment."""
     log_path = tmp_path / "changes.db"
     receiver, host, port = start_receiver("rx-secret-123", log_path)
