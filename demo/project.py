@@ -92,10 +92,12 @@ def meltano_env(settings: dict, **extra: str) -> dict[str, str]:
     return env
 
 
-def meltano(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+def meltano(
+    *args: str, env: dict[str, str], check: bool = True, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [str(BIN / "meltano"), *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,

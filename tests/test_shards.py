@@ -152,11 +152,15 @@ def test_two_shards_of_one_meltano_project_run_side_by_side_each_with_its_own(
         ),
         TARGET_JSONL_DESTINATION_PATH=str(tmp_path),
     )
-    envs = [shard_env(n, 2, ROOT, base) for n in range(2)]
-    meltano("upgrade", "database", env=envs[0])  # once, before shards start together
+    project = scratch_project(tmp_path)  # its own .meltano-shards/, not the checkout's
+    envs = [shard_env(n, 2, project, base) for n in range(2)]
+    meltano("upgrade", "database", env=envs[0], cwd=project)  # once, before shards start
     with ThreadPoolExecutor(2) as pool:
         results = list(
-            pool.map(lambda env: meltano("run", "tap-cronofy", "target-jsonl", env=env), envs)
+            pool.map(
+                lambda env: meltano("run", "tap-cronofy", "target-jsonl", env=env, cwd=project),
+                envs,
+            )
         )
     assert all(r.returncode == 0 for r in results)
     listed = meltano("state", "list", env=envs[0]).stdout
@@ -166,7 +170,7 @@ def test_two_shards_of_one_meltano_project_run_side_by_side_each_with_its_own(
         state = json.loads(meltano("state", "get", state_id, env=envs[0]).stdout)
         held = set(account_states(state["singer_state"]))
         assert held == {a for a in sim.accounts if shard_of(a, 2) == n}, n
-        run_dir = ROOT / ".meltano-shards" / str(n) / "run" / "tap-cronofy"
+        run_dir = project / ".meltano-shards" / str(n) / "run" / "tap-cronofy"
         assert (run_dir / "tap.properties.json").exists(), "its catalog, in its own directory"
 
 
