@@ -56,6 +56,17 @@ def parse_time(value: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# Fields of a calendar that real lists may leave out (tests/fixtures/sdk/calendars-*.json).
+OPTIONAL_CALENDAR_FIELDS = (
+    "profile_id",
+    "calendar_primary",
+    "permission_level",
+    "calendar_color",
+    "calendar_integrated_conferencing_available",
+    "calendar_attachments_available",
+)
+
+
 @dataclass
 class Event:
     calendar_id: str
@@ -215,6 +226,9 @@ class Simulator:
         # Answers that do not say whose they are (the tap must then look the account up):
         self.embed_userinfo = True  # free_busy honours include_userinfo
         self.calendars_sub = True  # /v1/calendars carries the account's sub
+        # False: calendar lists without the optional fields real lists omit (cronofy-ruby's
+        # '#list_calendars' stub: no profile_id, calendar_primary, permission_level, ...)
+        self.calendars_optional = True
         self._served: list[float] = []
         self.rate_limited_count = 0
         self._queries: dict[str, Query] = {}
@@ -966,6 +980,11 @@ class Simulator:
         """GET /v1/calendars: the account's calendars, one profile (Google), and the
         account's `sub` beside them."""
         listed = {"calendars": self._calendar_list(account)}
+        if not self.calendars_optional:
+            listed["calendars"] = [
+                {k: v for k, v in c.items() if k not in OPTIONAL_CALENDAR_FIELDS}
+                for c in listed["calendars"]
+            ]
         return {"sub": account.account_id, **listed} if self.calendars_sub else listed
 
     def _calendar_list(self, account: Account) -> list[dict]:

@@ -243,6 +243,7 @@ class Handler(BaseHTTPRequestHandler):
                 "token_lifetime",
                 "embed_userinfo",
                 "calendars_sub",
+                "calendars_optional",
                 "send_retry_after",
             ):
                 if name in data:

@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from tap_cronofy.changelog import ChangeLog
 from tests.helpers import ROOT, run_tap
 
@@ -26,10 +28,12 @@ def load(name: str) -> dict:
 
 @dataclass
 class Status:
-    """An answer with another status than 200 (``body`` None: no body at all)."""
+    """An answer with another status than 200 (``body`` None: no body at all; ``text``: a
+    body that is not JSON, sent as it is)."""
 
     status: int
     body: object = None
+    text: str | None = None
 
 
 class Replay:
@@ -56,9 +60,12 @@ class Replay:
                 body = answers.get(f"{self.command} {path}", answers.get(path))
                 ok = self.headers.get("Authorization") == f"Bearer {token}"
                 status = 200 if body is not None and ok else 401 if not ok else 404
+                raw = None
                 if isinstance(body, Status):
-                    status, body = body.status, body.body
+                    status, body, raw = body.status, body.body, body.text
                 payload = b"" if body is None else json.dumps(body).encode()
+                if raw is not None:
+                    payload = raw.encode()
                 if status == 404:
                     payload = b'{"error": "not_found"}'
                 self.send_response(status)
@@ -72,11 +79,17 @@ class Replay:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                replay.posted.append(json.loads(self.rfile.read(length) or b"{}"))
+                posted = json.loads(self.rfile.read(length) or b"{}")
+                replay.posted.append(posted)
                 replay.requests.append(f"POST {self.path}")
                 body = (posts or {}).get(self.path)
+                if callable(body):  # an answer that depends on what was posted
+                    body = body(posted)
+                status = 200 if body is not None else 404
+                if isinstance(body, Status):
+                    status, body = body.status, body.body
                 payload = json.dumps(body or {}).encode()
-                self.send_response(200 if body is not None else 404)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -282,3 +295,269 @@ def test_the_docs_incremental_example_loads_its_deletion_as_a_tombstone():
             assert record[name] == period[name], name
         assert (record["_sdc_deleted_at"] is not None) is period["deleted"], "a tombstone"
         assert record["_sdc_deleted_at"] in (None, record["last_modified"])
+
+
+# Every userinfo shape the SDKs record, with the paths the schema does not declare (named
+# once in a warning, not loaded), read off each fixture by hand.
+USERINFO = {
+    "userinfo-account-profiles-cronofy-csharp.json": [],
+    "userinfo-account-sparse-profile-cronofy-node.json": [],
+    "userinfo-application-calendar-cronofy-csharp.json": [],
+    "userinfo-service-account-cronofy-csharp.json": [],
+    "userinfo-service-account-cronofy-ruby.json": ["cronofy.service_account.domain"],
+    "userinfo-minimal-pycronofy.json": [],
+}
+
+
+def expected_account(body: dict) -> dict:
+    """The accounts record a userinfo body makes, written from Cronofy's userinfo document:
+    every documented field by name, null where the body has none."""
+    data = body.get("cronofy.data") or {}
+
+    def only(value: dict | None, names: tuple[str, ...]) -> dict | None:
+        return None if value is None else {n: value.get(n) for n in names}
+
+    calendar = [
+        "calendar_id",
+        "calendar_name",
+        "profile_id",
+        "profile_name",
+        "provider_name",
+        "calendar_readonly",
+        "calendar_deleted",
+        "calendar_primary",
+        "calendar_integrated_conferencing_available",
+        "calendar_attachments_available",
+        "permission_level",
+        "calendar_color",
+    ]
+    profile = [
+        "provider_name",
+        "provider_service",
+        "profile_id",
+        "profile_name",
+        "profile_connected",
+        "profile_initial_sync_required",
+        "profile_relink_url",
+    ]
+    profiles = data.get("profiles")
+    conferencing = data.get("conferencing_profiles")
+    return {
+        "account_id": body["sub"],
+        "email": body.get("email"),
+        "name": body.get("name"),
+        "zoneinfo": body.get("zoneinfo"),
+        "cronofy_type": body.get("cronofy.type"),
+        "authorization": only(data.get("authorization"), ("scope", "delegated_scope", "status")),
+        "profiles": None
+        if profiles is None
+        else [
+            {
+                **only(p, tuple(profile)),
+                "profile_calendars": [
+                    only(c, tuple(calendar)) for c in p.get("profile_calendars") or []
+                ],
+            }
+            for p in profiles
+        ],
+        "conferencing_profiles": None
+        if conferencing is None
+        else [
+            only(
+                p,
+                (
+                    "provider_name",
+                    "profile_id",
+                    "profile_name",
+                    "profile_connected",
+                    "profile_relink_url",
+                ),
+            )
+            for p in conferencing
+        ],
+        "application_calendar_id": body.get("application_calendar_id"),
+        "application_calendar": data.get("application_calendar"),
+        "service_account": data.get("service_account"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(USERINFO))
+def test_each_userinfo_shape_the_sdks_record_loads_field_by_field(name):
+    userinfo = load(name)["body"]
+    page = load("free_busy-last-page-no-next-page-cronofy-csharp.json")["body"]
+    replay = Replay({"/v1/userinfo": userinfo, "/v1/free_busy": page}, "2014-12-01T12:00:00")
+    try:
+        run = run_tap(
+            {"api_url": replay.url, "access_token": TOKEN}, streams=["free_busy", "accounts"]
+        )
+    finally:
+        replay.stop()
+    assert run.returncode == 0, run.stderr[-2000:]
+    (account,) = run.records("accounts")
+    expected = expected_account(userinfo)
+    for field, value in expected.items():
+        assert account[field] == value, field
+    assert [r["account_id"] for r in run.records("free_busy")] == [userinfo["sub"]]
+    named = [
+        line for line in run.stderr.splitlines() if "userinfo fields the schema does not" in line
+    ]
+    if USERINFO[name]:
+        (line,) = named  # once, naming each
+        assert line.endswith(
+            f"not loaded: {', '.join(USERINFO[name])}. Please report them so they can be added."
+        ), line
+    else:
+        assert named == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "token-refresh-cronofy-ruby.json",
+        "token-refresh-with-type-scope-cronofy-node.json",
+        "token-refresh-without-type-scope-pycronofy.json",
+        "token-application-calendar-cronofy-php.json",
+    ],
+)
+def test_every_token_answer_shape_is_taken_with_or_without_token_type_and_scope(tmp_path, name):
+    token = load(name)["body"]
+    userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
+    page = load("free_busy-two-pages-cronofy-ruby.json")["pages"][1]
+    replay = Replay(
+        {"/v1/userinfo": userinfo, "/v1/free_busy": page},
+        today="2014-09-10T12:00:00",
+        token=token["access_token"],
+        posts={"/oauth/token": token},
+    )
+    accounts = tmp_path / "accounts.json"
+    entry = {"account_id": userinfo["sub"], "access_token": "stale-0000", "refresh_token": "old-1"}
+    accounts.write_text(json.dumps([entry]))
+    try:
+        config = {
+            "api_url": replay.url,
+            "accounts_file": str(accounts),
+            "client_id": "client-id-1234",
+            "client_secret": "client-secret-5678",
+            "max_retries": 2,
+        }
+        run = run_tap(config, streams=["free_busy"])
+    finally:
+        replay.stop()
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert replay.posted[0]["grant_type"] == "refresh_token"
+    assert replay.posted[0]["refresh_token"] == "old-1"
+    assert len(run.records("free_busy")) == len(page["free_busy"])
+    (saved,) = json.loads(accounts.read_text())
+    assert (saved["access_token"], saved["refresh_token"]) == (
+        token["access_token"],
+        token["refresh_token"],
+    )
+
+
+def test_an_invalid_grant_as_the_sdk_records_it_fails_that_account_alone(tmp_path):
+    refused = load("token-invalid-grant-cronofy-csharp.json")
+    token = load("token-refresh-without-type-scope-pycronofy.json")["body"]
+    userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
+    page = load("free_busy-two-pages-cronofy-ruby.json")["pages"][1]
+
+    def answer(posted: dict) -> object:
+        if posted.get("refresh_token") == "revoked-1":
+            return Status(refused["status"], refused["body"])
+        return token
+
+    replay = Replay(
+        {"/v1/userinfo": userinfo, "/v1/free_busy": page},
+        today="2014-09-10T12:00:00",
+        token=token["access_token"],
+        posts={"/oauth/token": answer},
+    )
+    gone = "acc_000000000000000000000001"
+    entries = [
+        {"account_id": gone, "access_token": "stale-1", "refresh_token": "revoked-1"},
+        {"account_id": userinfo["sub"], "access_token": "stale-2", "refresh_token": "good-2"},
+    ]
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps(entries))
+    try:
+        config = {
+            "api_url": replay.url,
+            "accounts_file": str(accounts),
+            "client_id": "client-id-1234",
+            "client_secret": "client-secret-5678",
+            "max_retries": 2,
+        }
+        run = run_tap(config, streams=["free_busy"])
+    finally:
+        replay.stop()
+    assert run.returncode == 1
+    assert f"FAILED account {gone}" in run.stderr and "must be re-authorised" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert {r["account_id"] for r in run.records("free_busy")} == {userinfo["sub"]}
+    saved = {e["account_id"]: e for e in json.loads(accounts.read_text())}
+    assert saved[gone]["refresh_token"] == "revoked-1", "a refused token is left as it was"
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("error-422-required-cronofy-php.json", "`event_id`"),
+        ("error-422-no-errors-field-cronofy-ruby.json", "no field"),
+        ("error-422-not-json-cronofy-ruby.json", "Not JSON"),
+        ("error-422-malformed-json-cronofy-csharp.json", "must be a boolean"),
+        ("error-401-www-authenticate-cronofy-node.json", "Re-authorise the account"),
+    ],
+)
+def test_each_error_body_the_sdks_record_fails_the_account_saying_what_cronofy_said(name, says):
+    fixture = load(name)
+    userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
+    answer = Status(fixture["status"], fixture.get("body"), fixture.get("body_text"))
+    replay = Replay({"/v1/userinfo": userinfo, "/v1/free_busy": answer}, "2014-09-10T12:00:00")
+    try:
+        run = run_tap(
+            {"api_url": replay.url, "access_token": TOKEN, "max_retries": 1},
+            streams=["free_busy"],
+        )
+    finally:
+        replay.stop()
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert f"FAILED account {userinfo['sub']}" in run.stderr
+    assert says in run.stderr, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert replay.requests.count("GET /v1/free_busy") == 1, "a 4xx is not retried"
+
+
+def test_the_csharp_calendar_list_loads_field_by_field_naming_nothing():
+    calendars = load("calendars-list-cronofy-csharp.json")["body"]
+    userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
+    replay = Replay({"/v1/userinfo": userinfo, "/v1/calendars": calendars}, "2014-09-10T12:00:00")
+    try:
+        run = run_tap({"api_url": replay.url, "access_token": TOKEN}, streams=["calendars"])
+    finally:
+        replay.stop()
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = {r["calendar_id"]: r for r in run.records("calendars")}
+    assert set(records) == {c["calendar_id"] for c in calendars["calendars"]}
+    for calendar in calendars["calendars"]:
+        record = records[calendar["calendar_id"]]
+        for field, value in calendar.items():
+            assert record[field] == value, field
+        for field in ("permission_level", "calendar_color", "calendar_attachments_available"):
+            assert field in calendar or record[field] is None, field
+    assert "does not declare" not in run.stderr
+
+
+def test_a_calendar_field_no_one_documented_is_named_once_and_not_loaded():
+    calendars = json.loads(json.dumps(load("calendars-list-cronofy-csharp.json")["body"]))
+    for calendar in calendars["calendars"]:
+        calendar["calendar_timezone"] = "Europe/London"  # a field no document names (yet)
+    userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
+    replay = Replay({"/v1/userinfo": userinfo, "/v1/calendars": calendars}, "2014-09-10T12:00:00")
+    try:
+        run = run_tap({"api_url": replay.url, "access_token": TOKEN}, streams=["calendars"])
+    finally:
+        replay.stop()
+    assert run.returncode == 0, run.stderr[-2000:]
+    named = [line for line in run.stderr.splitlines() if "does not declare" in line]
+    assert len(named) == 1 and "calendar list fields" in named[0], named
+    assert "not loaded: calendars[].calendar_timezone." in named[0]
+    assert all("calendar_timezone" not in r for r in run.records("calendars"))

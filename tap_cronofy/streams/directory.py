@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typing as t
 from dataclasses import dataclass
+from functools import cached_property
 
 from tap_cronofy.client import format_time
 from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.report import plural
 from tap_cronofy.schemas import ACCOUNT, CALENDAR, CALENDAR_FIELDS
 from tap_cronofy.streams.base import CronofyStream, fingerprint
+from tap_cronofy.undeclared import Shape, Undeclared, leaves
 from tap_cronofy.window import (
     ACCOUNTS,
     FULL_LISTING,
@@ -44,6 +46,18 @@ CONFERENCING_FIELDS = (
     "profile_relink_url",
 )
 AUTHORIZATION_FIELDS = ("scope", "delegated_scope", "status")
+# What the records declare of each answer (the rest is named once per run: undeclared.py).
+CALENDARS_ANSWER: Shape = {"sub": None, "calendars": [leaves(CALENDAR_FIELDS)]}
+USERINFO_ANSWER: Shape = {
+    **leaves(("sub", "email", "name", "zoneinfo", "cronofy.type", "application_calendar_id")),
+    "cronofy.data": {
+        "authorization": leaves(AUTHORIZATION_FIELDS),
+        "profiles": [{**leaves(PROFILE_FIELDS), "profile_calendars": [leaves(CALENDAR_FIELDS)]}],
+        "conferencing_profiles": [leaves(CONFERENCING_FIELDS)],
+        "application_calendar": None,
+        "service_account": None,
+    },
+}
 
 
 @dataclass
@@ -144,6 +158,10 @@ class CalendarsStream(_PerAccountStream):
         state[LAST_RUN] = format_time(now)
         self._reasons: dict[str, str] = {}
 
+    @cached_property
+    def _undeclared(self) -> Undeclared:
+        return Undeclared(self.logger, "calendar list", CALENDARS_ANSWER)
+
     def without_request(self, account_id: str) -> Answer | None:
         seen = self.services.seen_calendars.get(account_id, ())
         state = self._states.get(account_id)
@@ -159,6 +177,7 @@ class CalendarsStream(_PerAccountStream):
         reply = self.client.get(self.client.url("/v1/calendars"), credential=credential)
         body = reply.body
         accounts.verify(account_id, body.get("sub"))
+        self._undeclared.check(body)
         records = {
             calendar["calendar_id"]: {**fields(calendar, CALENDAR_FIELDS), "account_id": account_id}
             for calendar in body.get("calendars") or ()
@@ -229,7 +248,12 @@ class AccountsStream(_PerAccountStream):
         accounts.verify(account_id, body.get("sub"))
         return Answer(list(self.records_of(account_id, body)))
 
+    @cached_property
+    def _undeclared(self) -> Undeclared:
+        return Undeclared(self.logger, "userinfo", USERINFO_ANSWER)
+
     def records_of(self, account_id: str, body: dict) -> t.Iterable[dict]:
+        self._undeclared.check(body)
         data = body.get("cronofy.data") or {}
         profiles = data.get("profiles")
         conferencing = data.get("conferencing_profiles")

@@ -10,6 +10,7 @@ from tap_cronofy.client import format_time
 from tap_cronofy.errors import CredentialError, CronofyAPIError
 from tap_cronofy.schemas import SCHEDULING_REQUEST
 from tap_cronofy.streams.base import CronofyStream, fingerprint
+from tap_cronofy.undeclared import Undeclared, leaves
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -41,21 +42,13 @@ class SchedulingRequestsStream(CronofyStream):
     is_sorted = False
     schema = SCHEDULING_REQUEST
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._unknown_named: set[str] = set()
-
-    def _name_unknown(self, request: dict) -> None:
+    @cached_property
+    def _undeclared(self) -> Undeclared:
         """A field no one documented yet is not loaded (the schema does not declare it):
         said once per run, by name, so that it can be declared."""
-        unknown = [n for n in _unknown_fields(request) if n not in self._unknown_named]
-        if unknown:
-            self._unknown_named.update(unknown)
-            self.logger.warning(
-                "Cronofy sent scheduling request fields the schema does not declare, not "
-                "loaded: %s. Please report them so they can be added.",
-                ", ".join(unknown),
-            )
+        return Undeclared(
+            self.logger, "scheduling request", leaves(SCHEDULING_REQUEST["properties"])
+        )
 
     @cached_property
     def _credential(self) -> SecretCredential:
@@ -107,7 +100,7 @@ class SchedulingRequestsStream(CronofyStream):
             for request_id in batch:
                 if (request := returned.get(request_id)) is None:
                     continue
-                self._name_unknown(request)
+                self._undeclared.check(request)
                 digest = fingerprint(request, 16)
                 if incremental and fingerprints.get(request_id) == digest:
                     continue
@@ -132,10 +125,6 @@ class SchedulingRequestsStream(CronofyStream):
         )
         self.services.report.tally(self.name).records += emitted
         state[STATE_KEY] = _encode(fingerprints, ids)  # ids no longer configured drop out
-
-
-def _unknown_fields(request: dict) -> list[str]:
-    return sorted(set(request) - set(SCHEDULING_REQUEST["properties"]))
 
 
 def _encode(fingerprints: dict[str, str], ids: list[str]) -> list[str]:
