@@ -85,3 +85,24 @@ def quota_warning(
         "runs), or raise requests_per_minute/requests_per_second only if your Cronofy quota "
         "is higher than that and no other application shares it."
     )
+
+
+# A run with no state for at least this many accounts is said to cost what it will.
+FIRST_SYNC_WARN_AT = 100
+FIRST_SYNC_REQUESTS = 3  # per account: token, the whole window, calendars
+
+
+def first_sync_warning(*, new: int, configured: int, per_minute: int) -> str | None:
+    """Before a run reads many accounts whole (no state for them): what it will cost, and
+    what to do if the state was moved rather than never made."""
+    if new < FIRST_SYNC_WARN_AT:
+        return None
+    requests = new * FIRST_SYNC_REQUESTS
+    return (
+        f"{new:,} of {configured:,} accounts have no state: this run reads each of them whole, "
+        f"at least {requests:,} requests ({requests / per_minute:,.0f} minutes at "
+        f"{per_minute} requests/minute), plus one for each further page of 500 periods. If "
+        "they were synced before and the state was moved (a new Meltano system database, "
+        "environment or state id), stop this run and carry the state over first (the "
+        "manual's State page, 'Moving state'); a first sync needs nothing."
+    )

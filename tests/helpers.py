@@ -26,21 +26,40 @@ FAST_RETRIES = {"backoff_factor_seconds": 0.01, "max_retry_wait_seconds": 0.3, "
 
 @dataclass
 class TapRun:
-    returncode: int
+    """A finished tap process. Its output is read only once the run is known to have
+    finished well: a test that reads records, state or keys of a run that exited non-zero
+    without having read ``returncode`` fails, so "nothing more was emitted" can never pass
+    because the run crashed."""
+
+    exit_code: int
     stdout: str
     stderr: str
     messages: list[dict] = field(default_factory=list)
+    exit_code_read: bool = field(default=False, repr=False)
+
+    @property
+    def returncode(self) -> int:
+        self.exit_code_read = True
+        return self.exit_code
+
+    def _output(self) -> list[dict]:
+        if self.exit_code != 0 and not self.exit_code_read:
+            raise AssertionError(
+                f"the tap exited {self.exit_code}, and the test read its output without "
+                f"checking that:\n{self.stderr[-3000:]}"
+            )
+        return self.messages
 
     def records(self, stream: str | None = None) -> list[dict]:
         return [
             m["record"]
-            for m in self.messages
+            for m in self._output()
             if m["type"] == "RECORD" and (stream is None or m["stream"] == stream)
         ]
 
     @property
     def states(self) -> list[dict]:
-        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+        return [m["value"] for m in self._output() if m["type"] == "STATE"]
 
     @property
     def state(self) -> dict | None:

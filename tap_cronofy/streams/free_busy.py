@@ -23,7 +23,7 @@ from tap_cronofy.errors import (
     ParameterError,
 )
 from tap_cronofy.prefetch import OrderedPrefetcher
-from tap_cronofy.report import plural
+from tap_cronofy.report import first_sync_warning, plural
 from tap_cronofy.schemas import FREE_BUSY
 from tap_cronofy.streams.base import CronofyStream
 from tap_cronofy.window import (
@@ -133,6 +133,10 @@ class FreeBusyStream(CronofyStream):
         ids = self.services.accounts().ids()
         self._states = self.account_states()
         order = stalest_first(ids, self._states)
+        new = sum(1 for account_id in ids if account_id not in self._states)
+        per_minute = self.settings.requests_per_minute
+        if warning := first_sync_warning(new=new, configured=len(ids), per_minute=per_minute):
+            self.logger.warning(warning)
         if self.settings.change_log:
             order = self.changed_accounts(order)
         prefetcher = OrderedPrefetcher(

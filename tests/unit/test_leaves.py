@@ -11,7 +11,7 @@ import pytest
 from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.ratelimit import SlidingWindowLimiter
 from tap_cronofy.redact import MASK, SecretRegistry, install_log_redaction
-from tap_cronofy.report import quota_warning
+from tap_cronofy.report import FIRST_SYNC_WARN_AT, first_sync_warning, quota_warning
 from tap_cronofy.statecodec import FORMAT, FORMAT_KEY
 
 
@@ -785,3 +785,13 @@ def test_two_named_fields_are_two_settings():
 def test_a_402_says_the_plan_lacks_the_feature():
     with pytest.raises(CronofyAPIError, match="plan of this application does not include"):
         raise_for_status(answer(402, b'{"error": "payment_required"}'))
+
+
+def test_a_run_reading_many_accounts_whole_says_what_it_will_cost_first():
+    assert first_sync_warning(new=FIRST_SYNC_WARN_AT - 1, configured=5000, per_minute=500) is None
+    said = first_sync_warning(new=4000, configured=5000, per_minute=500)
+    assert said is not None
+    assert said.startswith("4,000 of 5,000 accounts have no state")
+    assert "at least 12,000 requests (24 minutes at 500 requests/minute)" in said
+    assert "'Moving state'" in said
+    assert first_sync_warning(new=100, configured=100, per_minute=100) is not None
