@@ -447,6 +447,8 @@ class Accounts:
         self._credentials: dict[str, AccountCredential] = {}
         self._userinfo: dict[str, dict] = {}
         self._verified: set[str] = set()
+        self._reported: set[str] = set()  # accounts whose failure a stream has said
+        self._app_refusal_said = False
         self._ids: list[str] | None = None
         self._unidentified = False  # a lone access_token's id could not be asked this run
         self.store = open_store(settings)
@@ -530,11 +532,14 @@ class Accounts:
         for it. Returns the failure and whether it is new (not already reported)."""
         failure = account_failure(account_id, error)
         credential = credential or self._credentials.get(account_id)
-        known = credential is not None and credential.failure is failure
         if credential is not None:
             credential.fail(failure)
         self._report.account_failed(account_id, str(failure))
-        return failure, not known
+        new = account_id not in self._reported
+        self._reported.add(account_id)
+        if new and str(failure) == APP_REFUSED:  # the same cause for every account: once
+            new, self._app_refusal_said = not self._app_refusal_said, True
+        return failure, new
 
     def verify(self, account_id: str, sub: object) -> None:
         """Before anything is emitted for the account: the token must be the account's own.

@@ -18,7 +18,12 @@ def test_a_wrong_client_secret_is_named_once_and_costs_one_refresh(sim):
     assert "3 account(s) failed" in last
     assert "re-authorised: connect it again" not in run.stderr, "not the account's remedy"
     refused = [line for line in run.stderr.splitlines() if "FAILED account" in line]
-    assert refused == [], "one cause, said once in the last line, not once per account"
+    assert refused == [], "one cause, not once per account"
+    lines = run.stderr.splitlines()
+    said = [n for n, line in enumerate(lines) if "refused the application's own" in line]
+    skipped = [n for n, line in enumerate(lines) if "skipped: it failed earlier" in line]
+    assert len(said) == 2 and said[1] == len(lines) - 1, "what happened first, and in the end"
+    assert skipped and said[0] < min(skipped), "said before any 'failed earlier'"
 
 
 def test_typos_in_setting_names_are_refused_with_the_closest_name(sim):
@@ -72,17 +77,18 @@ def test_help_says_what_the_tap_does_and_how_to_start():
 
 
 def test_a_wrong_client_secret_also_used_for_scheduling_requests_is_not_blamed_on_them(sim):
-    """With no scheduler_client_secret, scheduling_requests sends client_secret: refused,
-    it says so (not "set up an Internal Application"), and the last line stays the one
-    cause, the application's credentials."""
+    """With no scheduler_client_secret, scheduling_requests would send client_secret, which
+    Cronofy refused this run already: it is skipped saying so (no request spent, no
+    "unhandled error"), and the last line stays the one cause, the application's
+    credentials."""
     ids = sim.tap_config(sim.url)["scheduling_request_ids"][:3]
     config = tap_config(
         sim, sim.url, client_secret="not-the-app-secret", scheduling_request_ids=ids
     )
     run = run_tap(config)
     assert run.returncode == 1
-    assert "scheduler_client_secret is not set, so client_secret was sent, and refused" in (
-        run.stderr
-    )
+    assert "Skipping scheduling_requests: Cronofy refused client_secret earlier" in run.stderr
+    assert "unhandled error" not in run.stderr
+    assert not [r for r in sim.requests if "scheduling_requests" in r["path"]]
     last = run.stderr.strip().splitlines()[-1]
     assert "`client_id`/`client_secret`" in last and "invalid_client" in last

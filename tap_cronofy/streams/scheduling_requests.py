@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing as t
 from functools import cached_property
 
-from tap_cronofy.accounts import SecretCredential
+from tap_cronofy.accounts import APP_REFUSED, SecretCredential
 from tap_cronofy.client import format_time
 from tap_cronofy.errors import CredentialError, CronofyAPIError
 from tap_cronofy.schemas import SCHEDULING_REQUEST
@@ -66,6 +66,14 @@ class SchedulingRequestsStream(CronofyStream):
             self.logger.info(
                 "Skipping scheduling_requests: no scheduling_request_ids or "
                 "scheduling_request_ids_file is set (Cronofy has no endpoint that lists them)."
+            )
+            return
+        fallback = self.settings.scheduler_secret == self.settings.client_secret
+        if fallback and APP_REFUSED in self.services.report.failed_accounts.values():
+            self.logger.warning(
+                "Skipping scheduling_requests: Cronofy refused client_secret earlier in this "
+                "run (above), and scheduler_client_secret is not set, so client_secret would "
+                "be its Bearer too. Its state is kept; fixing client_secret fixes both."
             )
             return
         state = self.stream_state
