@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import duckdb
 import pytest
 
 from demo.project import meltano, meltano_env, meltano_state
+from tests import docs
 from tests.helpers import (
     account_states,
     expected_first_sync,
@@ -173,6 +175,69 @@ def test_meltano_into_postgres_twice(sim, project, postgres):
         assert by_uid[change["deleted"].event_uid][2] is True
         count = con.execute("select count(*) from cronofy.scheduling_requests").fetchone()[0]
         assert count == 30
+        assert_types_as_the_manual_says(con)
+        assert_the_manuals_queries_read_it_right(con, sim)
+
+
+def documented_postgres_types() -> dict[str, str]:
+    """The manual's PostgreSQL column, by column name (`calendar_*` a prefix)."""
+    text = docs.page("warehouses.md")
+    table = text[text.index("| columns | PostgreSQL |") :].split("\n\n", 1)[0]
+    types = {}
+    for row in table.splitlines()[2:]:
+        columns, postgres = row.split(" | ")[0], row.split(" | ")[1]
+        kind = re.search(r"`([^`]+)`", postgres).group(1)
+        for name in re.findall(r"`([^`]+)`", columns.split("(")[0]):
+            if "[]" not in name:
+                types[name] = kind
+    return types
+
+
+def assert_types_as_the_manual_says(con) -> None:
+    found = con.execute(
+        "select table_name, column_name, data_type, udt_name from information_schema.columns "
+        "where table_schema = 'cronofy'"
+    ).fetchall()
+    spelled = {"timestamp without time zone": "timestamp", "ARRAY": None}
+    checked = 0
+    for name, kind in documented_postgres_types().items():
+        for table, column, data_type, udt in found:
+            if column == name or (name.endswith("*") and column.startswith(name[:-1])):
+                actual = spelled.get(data_type, data_type) or f"{udt.lstrip('_')}[]"
+                if name.endswith("*") and data_type != "boolean":
+                    continue  # calendar_id and calendar_name: text, not flags
+                assert actual == kind, (table, column, actual, kind)
+                checked += 1
+    assert checked >= 25, checked
+
+
+def assert_the_manuals_queries_read_it_right(con, sim) -> None:
+    """The manual's queries, in a session of another zone than UTC: the instants are the
+    records' own, and every recipient comes out of the array."""
+    text = docs.page("warehouses.md")
+    block = re.search(r"```sql\n(.*?)```", text, re.S).group(1)
+    times, recipients = (query.strip() for query in block.split(";\n\n"))
+    con.execute("set time zone 'America/Chicago'")
+    rows = con.execute(times).fetchall()
+    by_account = {}
+    for account_id, starts_at, starts_local in rows:
+        assert starts_at.utcoffset() is not None, "an instant, with its zone"
+        assert starts_local.tzinfo is None
+        by_account.setdefault(account_id, set()).add(starts_at)
+    naive = con.execute(
+        "select account_id, start_time from cronofy.free_busy where _sdc_deleted_at is null"
+    ).fetchall()
+    for account_id, start_time in naive:
+        instant = start_time.replace(tzinfo=dt.timezone.utc)
+        assert instant in by_account[account_id], "at time zone 'UTC' reads UTC"
+    cast = con.execute("select start_time::timestamptz from cronofy.free_busy limit 1").fetchone()
+    first = con.execute("select start_time from cronofy.free_busy limit 1").fetchone()
+    assert cast[0] != first[0].replace(tzinfo=dt.timezone.utc), "the cast is hours off"
+    emails = {r[1] for r in con.execute(recipients).fetchall()}
+    expected = {
+        person["email"] for request in sim.scheduling.values() for person in request["recipients"]
+    }
+    assert emails and emails <= expected
 
 
 def test_meltano_into_jsonl(sim, project, tmp_path):

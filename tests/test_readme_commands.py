@@ -51,7 +51,7 @@ def project_env(tmp_path) -> dict[str, str]:
     }
 
 
-def test_every_readme_meltano_command_runs(sim, tmp_path):
+def test_every_readme_meltano_command_runs(sim, tmp_path, postgres):
     project = scratch_project(tmp_path)
     account = sim.accounts[sorted(sim.accounts)[0]]
     (project / "accounts.json").write_text(json.dumps(sim.tap_config(sim.url)["accounts"]))
@@ -63,6 +63,11 @@ def test_every_readme_meltano_command_runs(sim, tmp_path):
         "CRONOFY_CLIENT_ID": sim.client_id,
         "CRONOFY_CLIENT_SECRET": sim.client_secret,
         "CRONOFY_SCHEDULER_SECRET": sim.client_secret,
+        "PGHOST": "127.0.0.1",  # the target-postgres lines' server
+        "PGPORT": str(postgres.port),
+        "PGUSER": postgres.user,
+        "PGPASSWORD": "any-value-with-trust",
+        "PGDATABASE": "postgres",
     }
     for line in readme_meltano_lines():
         result = subprocess.run(
@@ -91,6 +96,12 @@ def test_every_readme_meltano_command_runs(sim, tmp_path):
             r[0] for r in con.execute("select account_id from cronofy.free_busy").fetchall()
         }
     assert accounts == set(sim.accounts), "the single account, then every account of the file"
+    import psycopg
+
+    dsn = f"host=127.0.0.1 port={postgres.port} user={postgres.user} dbname=postgres"
+    with psycopg.connect(dsn) as con:
+        loaded = {r[0] for r in con.execute("select account_id from cronofy.free_busy")}
+    assert loaded, "the target-postgres lines loaded into that server's cronofy schema"
 
 
 def test_the_simulators_printed_lines_set_up_a_project(tmp_path):

@@ -316,3 +316,26 @@ def test_reshard_is_a_plugin_command_of_the_meltano_project(tmp_path):
         a for p in out.iterdir() for a in account_states(json.loads(p.read_text())["singer_state"])
     ]
     assert sorted(held) == ["acc_a", "acc_b", "acc_c"]
+
+
+def test_without_the_postgres_extra_shared_quota_and_token_store_stop_before_any_request(
+    sim, tmp_path
+):
+    """As the manual says: psycopg missing (a plugin installed without `[postgres]`), a run
+    that sets `shared_quota` or `token_store` stops before any request, naming the extra."""
+    blocked = tmp_path / "no-psycopg" / "psycopg"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('No module named psycopg')\n")
+    env = {**os.environ, "PYTHONPATH": f"{blocked.parent}{os.pathsep}{ROOT}"}
+    url = "postgresql://nobody@127.0.0.1:1/none"
+    for setting in ("shared_quota", "token_store"):
+        config = tap_config(sim, sim.url, **{setting: url})
+        if setting == "token_store":
+            config.pop("accounts")
+        sim.requests.clear()
+        run = run_tap(config, streams=["free_busy"], env=env)
+        assert run.returncode != 0, setting
+        assert "pip install 'tap-cronofy[postgres]'" in run.stderr, (setting, run.stderr[-1500:])
+        assert f"`{setting}`" in run.stderr or setting in run.stderr
+        assert "Traceback" not in run.stderr, setting
+        assert sim.requests == [], f"{setting}: refused before any request"

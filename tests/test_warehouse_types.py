@@ -36,7 +36,10 @@ def test_snowflake_types_and_reserved_words():
     for nested in ("recipients", "collaborator_groups", "event", "buffer", "recipient_operations"):
         assert requests[nested] == "VARIANT", nested
     assert found["types"]["calendars"]["calendar_primary"] == "BOOLEAN"
-    assert found["types"]["accounts"]["profiles"] == "VARIANT"
+    accounts = found["types"]["accounts"]
+    for nested in ("profiles", "conferencing_profiles", "authorization"):
+        assert accounts[nested] == "VARIANT", nested
+    assert requests["duration"] == "VARIANT"
     assert found["identifiers"] == {"start": '"start"', "end": '"end"', "account_id": "account_id"}
 
 
@@ -63,3 +66,8 @@ def test_bigquery_types_and_reserved_words():
     assert event["start"]["fields"]["time"]["type"] == "TIMESTAMP"
     groups = requests["`collaborator_groups`"]["fields"]
     assert groups["required"]["type"] == "STRING", "'all' or a number: kept as text"
+    assert requests["`duration`"]["type"] == "RECORD"
+    accounts = found["accounts"]
+    for repeated in ("`profiles`", "`conferencing_profiles`"):
+        assert (accounts[repeated]["type"], accounts[repeated]["mode"]) == ("RECORD", "REPEATED")
+    assert accounts["`authorization`"]["type"] == "RECORD"
