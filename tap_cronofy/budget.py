@@ -64,6 +64,19 @@ class RunBudget:
                 self._cond.wait(timeout=1.0)  # until an account in progress finishes
             return False
 
+    def allows(self, requests: int = 1) -> bool:
+        """Whether ``requests`` more may be made now, for work that is not an account's (the
+        scheduling request queries, after every account's streams)."""
+        with self._cond:
+            reason = self._exhausted()
+            over = bool(self._max_requests) and self._spent() + requests > self._max_requests
+            if reason is None and over:
+                reason = "requests"
+            if reason is not None:
+                self.spent_on = reason
+                return False
+            return True
+
     def finished(self, account_id: str) -> None:
         """The account's requests are made: its reserve is released."""
         with self._cond:

@@ -17,6 +17,7 @@ from singer_sdk import typing as th
 
 from tap_cronofy import zones
 from tap_cronofy.changelog import POSTGRES_SCHEMES, is_postgres, sqlite_path
+from tap_cronofy.idsource import query_ids
 from tap_cronofy.shard import PATTERN as SHARD_PATTERN
 from tap_cronofy.shard import Shard
 from tap_cronofy.tokenstore import parse
@@ -232,6 +233,28 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         description="Text file with one scheduling request id per line",
     ),
     th.Property(
+        "scheduling_request_ids_url",
+        th.StringType,
+        secret=True,
+        description="A postgresql:// URL of your product's database, where "
+        "`scheduling_request_ids_sql` reads the ids to track (read-only). Needs the "
+        "`postgres` extra",
+    ),
+    th.Property(
+        "scheduling_request_ids_sql",
+        th.StringType,
+        description="A query on `scheduling_request_ids_url` whose first column is the "
+        "scheduling request ids to track, e.g. SELECT cronofy_id FROM interviews",
+    ),
+    th.Property(
+        "scheduling_settled_hours",
+        th.IntegerType(minimum=1),
+        default=24,
+        description="Settled scheduling requests (expired, cancelled, or complete with the "
+        "meeting over) are queried once in this many hours, spread evenly across runs; open "
+        "ones every run",
+    ),
+    th.Property(
         "lookback_seconds",
         _seconds(),
         default=600,
@@ -383,7 +406,12 @@ def secret_values(config: t.Mapping[str, t.Any], schema: dict = CONFIG_SCHEMA) -
     return found
 
 
-URL_SETTINGS = ("change_log", "shared_quota", "token_store")  # secret: only their password
+URL_SETTINGS = (
+    "change_log",
+    "shared_quota",
+    "token_store",
+    "scheduling_request_ids_url",
+)  # secret: only their password
 
 
 @dataclass(frozen=True)
@@ -436,6 +464,9 @@ class Settings:
     token_store_table: str = "cronofy_tokens"
     token_store_columns: tuple[tuple[str, str], ...] = ()
     token_owner: str = "tap"
+    scheduling_request_ids_url: str | None = field(default=None, repr=False)  # a password
+    scheduling_request_ids_sql: str | None = None
+    scheduling_settled_hours: int = 24
 
     @property
     def reads_scheduling_requests(self) -> bool:
@@ -502,17 +533,32 @@ class Settings:
             scheduling_requests_shard=int(value["scheduling_requests_shard"]),
             shared_quota=value.get("shared_quota"),
             token_store=value.get("token_store"),
+            scheduling_request_ids_url=value.get("scheduling_request_ids_url"),
+            scheduling_request_ids_sql=value.get("scheduling_request_ids_sql"),
+            scheduling_settled_hours=int(value["scheduling_settled_hours"]),
             token_store_table=value["token_store_table"],
             token_store_columns=tuple(sorted((value.get("token_store_columns") or {}).items())),
             token_owner=value["token_owner"],
         )
 
-    def scheduling_request_ids(self) -> list[str]:
-        """Ids from the setting and the file, de-duplicated, in order."""
+    @property
+    def has_scheduling_ids(self) -> bool:
+        """Whether any source of scheduling request ids is set (the query's is read later)."""
+        return bool(
+            self.scheduling_request_ids_setting
+            or self.scheduling_request_ids_file
+            or self.scheduling_request_ids_sql
+        )
+
+    def scheduling_request_ids(self, query: bool = True) -> list[str]:
+        """Ids from the setting, the file and (``query``) the product's database,
+        de-duplicated, in order."""
         ids = list(self.scheduling_request_ids_setting)
         if self.scheduling_request_ids_file:
             lines = Path(self.scheduling_request_ids_file).read_text(encoding="utf-8").splitlines()
             ids.extend(s for line in lines if (s := line.strip()) and not s.startswith("#"))
+        if query and self.scheduling_request_ids_sql and self.scheduling_request_ids_url:
+            ids.extend(query_ids(self.scheduling_request_ids_url, self.scheduling_request_ids_sql))
         return list(dict.fromkeys(ids))
 
 
@@ -741,6 +787,14 @@ def check(config: t.Mapping[str, t.Any], environ: t.Mapping[str, str] | None = N
             "`batch_config` is not supported: with BATCH messages the SDK writes state before "
             "the target has loaded the batch, so a bookmark could get ahead of the warehouse."
         )
+    url, sql = config.get("scheduling_request_ids_url"), config.get("scheduling_request_ids_sql")
+    if bool(url) != bool(sql):
+        errors.append(
+            "`scheduling_request_ids_url` and `scheduling_request_ids_sql` go together: the "
+            "query needs its database, and the database its query."
+        )
+    if url and not is_postgres(str(url)):
+        errors.append("`scheduling_request_ids_url` must be a postgresql:// URL.")
     ids_file = config.get("scheduling_request_ids_file")
     if ids_file and not Path(project_path(ids_file)).is_file():
         errors.append(
@@ -801,7 +855,9 @@ def selection_errors(settings: Settings, selected: set[str]) -> list[str]:
         )
     if "scheduling_requests" in selected:
         try:
-            ids = settings.scheduling_request_ids()
+            ids = settings.scheduling_request_ids(query=False)  # the query runs in the stream
+            if settings.scheduling_request_ids_sql:
+                ids.append("(from scheduling_request_ids_sql)")
         except OSError as exc:
             errors.append(f"`scheduling_request_ids_file` cannot be read: {exc}")
             ids = []

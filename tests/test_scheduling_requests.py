@@ -7,6 +7,7 @@ import math
 
 from jsonschema import Draft7Validator, FormatChecker
 
+from tap_cronofy.scheduling_plan import OPEN, SETTLED, tier_of
 from tests.helpers import discovered_catalog, run_tap, tap_config
 
 SR = ["scheduling_requests"]
@@ -32,7 +33,7 @@ def test_many_ids_in_batches_of_ten_with_unknown_ids(sim):
     sent = queries(sim)
     assert len(sent) == math.ceil(37 / 10) and max(len(batch) for batch in sent) <= 10
     assert sorted(i for batch in sent for i in batch) == sorted(known + UNKNOWN)
-    assert "7 of 37 scheduling request ids were not found" in run.stderr
+    assert "7 of 37 scheduling request ids queried were not found" in run.stderr
     for request in (r for r in sim.requests if r["path"] == "/v1/scheduling_requests/query"):
         assert request["authorization"] == f"Bearer {sim.client_secret}"
 
@@ -82,17 +83,23 @@ def test_records_are_the_unwrapped_requests_and_validate(sim):
 
 
 def test_second_run_emits_only_changed_requests(sim):
+    """Open requests (pending, pending_rescheduling, complete with the meeting ahead) are
+    queried every run: a change to any is emitted by the next run. Settled ones wait for
+    their hour of the cycle (test below)."""
     ids = list(sim.scheduling)[:25]
     config = tap_config(sim, sim.url, scheduling_request_ids=ids)
     first = run_tap(config, streams=SR)
     assert len(first.records()) == 25
+    open_ids = [i for i in ids if tier_of(sim.scheduling[i], sim.now_dt()) == OPEN]
+    assert 5 <= len(open_ids) < 25
     sim.advance(120)
-    changed = {ids[2]: "cancelled", ids[11]: "complete", ids[23]: "expired"}
+    changed = {open_ids[0]: "cancelled", open_ids[3]: "expired", open_ids[-1]: "complete"}
     for request_id, selection in changed.items():
         if sim.scheduling[request_id]["slot_selection"] == selection:
             selection = "pending_rescheduling"
             changed[request_id] = selection
         sim.set_slot_selection(request_id, selection)
+    sim.requests.clear()
     second = run_tap(config, first.state, streams=SR)
     assert second.returncode == 0, second.stderr
     got = {r["scheduling_request_id"]: r for r in second.records()}
@@ -100,9 +107,41 @@ def test_second_run_emits_only_changed_requests(sim):
     for request_id, selection in changed.items():
         assert got[request_id]["slot_selection"] == selection
         assert got[request_id]["last_modified"] > first.records()[0]["last_modified"]
+    assert sorted(i for batch in queries(sim) for i in batch) == sorted(open_ids)
+    assert len(queries(sim)) == math.ceil(len(open_ids) / 10), "only the open ones"
+    sim.requests.clear()
     third = run_tap(config, second.state, streams=SR)
+    assert third.returncode == 0, third.stderr
     assert third.records() == []
-    assert len(queries(sim)) == 3 * 3, "every run still asks for every id"
+    still_open = [i for i in open_ids if i not in changed or changed[i] == "pending_rescheduling"]
+    assert sorted(i for batch in queries(sim) for i in batch) == sorted(still_open)
+
+
+def test_a_settled_request_that_reopens_is_emitted_within_its_cycle(sim):
+    ids = list(sim.scheduling)[:25]
+    config = tap_config(sim, sim.url, scheduling_request_ids=ids, scheduling_settled_hours=6)
+    state = run_tap(config, streams=SR).state
+    settled = [i for i in ids if tier_of(sim.scheduling[i], sim.now_dt()) == SETTLED]
+    assert len(settled) >= 5
+    reopened = settled[0]
+    sim.set_slot_selection(reopened, "pending_rescheduling")
+    seen_after = None
+    asked = {i: 0 for i in ids}
+    for hour in range(1, 8):  # hourly runs over a little more than one cycle
+        sim.advance(3600)
+        sim.requests.clear()
+        run = run_tap(config, state, streams=SR)
+        assert run.returncode == 0, run.stderr
+        state = run.state
+        for batch in queries(sim):
+            for request_id in batch:
+                asked[request_id] += 1
+        if reopened in run.record_keys("scheduling_requests"):
+            seen_after = seen_after or hour
+    assert seen_after is not None and seen_after <= 6, "within the 6-hour cycle"
+    for request_id in settled[1:]:
+        assert 1 <= asked[request_id] <= 2, (request_id, asked[request_id])
+    assert sum(asked[i] for i in settled[1:]) < 7 * len(settled[1:]) / 2, "not every run"
 
 
 def test_new_ids_are_emitted_and_removed_ids_leave_state(sim):
@@ -115,7 +154,7 @@ def test_new_ids_are_emitted_and_removed_ids_leave_state(sim):
     )
     assert sorted(second.record_keys("scheduling_requests")) == sorted(ids[20:25])
     kept = second.state["bookmarks"]["scheduling_requests"]["fingerprints"]
-    assert sorted(item.rsplit(":", 1)[0] for item in kept) == sorted(ids[10:25])
+    assert sorted(item.split(":")[0] for item in kept) == sorted(ids[10:25])
     assert sim.client_secret not in json.dumps(second.state)
 
 
@@ -153,7 +192,7 @@ def test_failed_batch_keeps_what_was_emitted_and_rerun_fills_the_gap(sim):
     emitted = failed.record_keys("scheduling_requests")
     assert sorted(emitted) == sorted(ids[:20])
     saved = failed.state["bookmarks"]["scheduling_requests"]["fingerprints"]
-    assert sorted(item.rsplit(":", 1)[0] for item in saved) == sorted(ids[:20])
+    assert sorted(item.split(":")[0] for item in saved) == sorted(ids[:20])
     sim.faults.clear()
     rerun = run_tap(config, failed.state, streams=SR)
     assert rerun.returncode == 0, rerun.stderr

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import typing as t
+from collections import Counter
 from functools import cached_property
 
 from tap_cronofy.accounts import APP_REFUSED, SecretCredential
 from tap_cronofy.client import format_time
 from tap_cronofy.errors import CredentialError, CronofyAPIError
+from tap_cronofy.idsource import IdSourceError
+from tap_cronofy.scheduling_plan import (
+    GONE,
+    OPEN,
+    SETTLED,
+    Tracked,
+    after_query,
+    decode,
+    encode,
+    hour_of,
+    plan,
+)
 from tap_cronofy.schemas import SCHEDULING_REQUEST
 from tap_cronofy.streams.base import CronofyStream, fingerprint
 from tap_cronofy.undeclared import Undeclared, leaves
@@ -61,11 +74,15 @@ class SchedulingRequestsStream(CronofyStream):
                 self.settings.scheduling_requests_shard,
             )
             return
-        ids = self.settings.scheduling_request_ids()
+        try:
+            ids = self.settings.scheduling_request_ids()
+        except IdSourceError as exc:
+            raise CronofyAPIError(f"{exc} Nothing was queried; its state is kept.") from exc
         if not ids:
             self.logger.info(
-                "Skipping scheduling_requests: no scheduling_request_ids or "
-                "scheduling_request_ids_file is set (Cronofy has no endpoint that lists them)."
+                "Skipping scheduling_requests: no scheduling_request_ids, "
+                "scheduling_request_ids_file or scheduling_request_ids_sql is set (Cronofy "
+                "has no endpoint that lists them)."
             )
             return
         fallback = self.settings.scheduler_secret == self.settings.client_secret
@@ -76,65 +93,93 @@ class SchedulingRequestsStream(CronofyStream):
                 "be its Bearer too. Its state is kept; fixing client_secret fixes both."
             )
             return
+        yield from self._query(ids)
+
+    def _query(self, ids: list[str]) -> t.Iterable[dict]:
+        """Query the ids due this run (open ones, settled ones at their hour, never-queried
+        ones), stalest first, within the run's budget; emit the new or changed."""
         state = self.stream_state
-        previous = dict(item.rsplit(":", 1) for item in state.get(STATE_KEY) or [])
+        tracked = dict(decode(item) for item in state.get(STATE_KEY) or [])
         incremental = STATE_KEY in state
-        fingerprints = {i: previous[i] for i in ids if i in previous}
-        found = emitted = 0
+        # Cronofy's clock, which the cycles are kept by (when no answer of this run has told
+        # it yet, one unauthenticated request asks)
+        now = self.client.clock()
+        due = plan(ids, tracked, hour_of(now), self.settings.scheduling_settled_hours)
+        budget = self.services.budget()
+        found = emitted = queried = 0
         missing: list[str] = []
-        batches = [ids[i : i + QUERY_BATCH_SIZE] for i in range(0, len(ids), QUERY_BATCH_SIZE)]
         url = self.client.url("/v1/scheduling_requests/query")
-        for batch in batches:
-            try:
-                reply = self.client.post(
-                    url, {"scheduling_request_ids": batch}, credential=self._credential
+        for start in range(0, len(due), QUERY_BATCH_SIZE):
+            batch = due[start : start + QUERY_BATCH_SIZE]
+            if budget.limited and not budget.allows(1):
+                self.logger.warning(
+                    "%d due scheduling request ids wait for the next run, which queries them "
+                    "first: the run's budget was spent.",
+                    len(due) - start,
                 )
-            except CredentialError as exc:
-                advice = ADVICE.get(exc.status or 0, "")
-                if (
-                    exc.status == 401
-                    and self.settings.scheduler_secret == self.settings.client_secret
-                ):
-                    advice = FALLBACK_REFUSED
-                raise CronofyAPIError(f"{exc}. {advice}", status=exc.status) from exc
-            seen_at = format_time(reply.server_time)
+                break
+            reply = self._post(url, batch)
+            queried += len(batch)
             returned = {}
             for item in reply.body.get("scheduling_requests") or ():
                 request = item.get("scheduling_request") or {}
                 if (request_id := request.get("scheduling_request_id")) in batch:
                     returned[request_id] = request
-            missing.extend(i for i in batch if i not in returned)
             found += len(returned)
             for request_id in batch:
+                before = tracked.get(request_id)
                 if (request := returned.get(request_id)) is None:
+                    missing.append(request_id)
+                    tracked[request_id] = after_query(before, None, "", reply.server_time)
                     continue
                 self._undeclared.check(request)
                 digest = fingerprint(request, 16)
-                if incremental and fingerprints.get(request_id) == digest:
+                after = after_query(before, request, digest, reply.server_time)
+                if incremental and before is not None and before.fingerprint == digest:
+                    tracked[request_id] = after
                     continue
-                yield {**request, "last_modified": seen_at}
+                yield {**request, "last_modified": format_time(reply.server_time)}
                 emitted += 1
-                fingerprints[request_id] = digest  # only once the record is out
-                state[STATE_KEY] = _encode(fingerprints, ids)
+                tracked[request_id] = after  # only once the record is out
+                state[STATE_KEY] = _encode(tracked, ids)
+            state[STATE_KEY] = _encode(tracked, ids)
         if missing:
             self.logger.warning(
-                "%d of %d scheduling request ids were not found by Cronofy (unknown, or not "
-                "in this Organizational Unit).",
+                "%d of %d scheduling request ids queried were not found by Cronofy (unknown, "
+                "or not in this Organizational Unit); they are asked less and less often.",
                 len(missing),
-                len(ids),
+                queried,
             )
             self.logger.debug("Scheduling request ids not found: %s", ", ".join(missing))
+        tiers = Counter(tracked[i].tier if i in tracked else OPEN for i in ids)
         self.logger.info(
-            "Queried %d scheduling request ids in %d requests; %d found, %d new or changed.",
+            "Queried %d of %d tracked scheduling request ids (%d open, %d settled, %d not "
+            "found; settled ones once in %d h) in %d requests; %d found, %d new or changed.",
+            queried,
             len(ids),
-            len(batches),
+            tiers[OPEN],
+            tiers[SETTLED],
+            tiers[GONE],
+            self.settings.scheduling_settled_hours,
+            -(-queried // QUERY_BATCH_SIZE),
             found,
             emitted,
         )
         self.services.report.tally(self.name).records += emitted
-        state[STATE_KEY] = _encode(fingerprints, ids)  # ids no longer configured drop out
+        state[STATE_KEY] = _encode(tracked, ids)  # ids no longer tracked drop out
+
+    def _post(self, url: str, batch: list[str]) -> t.Any:
+        try:
+            return self.client.post(
+                url, {"scheduling_request_ids": batch}, credential=self._credential
+            )
+        except CredentialError as exc:
+            advice = ADVICE.get(exc.status or 0, "")
+            if exc.status == 401 and self.settings.scheduler_secret == self.settings.client_secret:
+                advice = FALLBACK_REFUSED
+            raise CronofyAPIError(f"{exc}. {advice}", status=exc.status) from exc
 
 
-def _encode(fingerprints: dict[str, str], ids: list[str]) -> list[str]:
+def _encode(tracked: dict[str, Tracked], ids: list[str]) -> list[str]:
     """A list, not a dict: Meltano replaces lists in state wholesale, so removed ids go."""
-    return [f"{i}:{fingerprints[i]}" for i in ids if i in fingerprints]
+    return [encode(i, tracked[i]) for i in ids if i in tracked]

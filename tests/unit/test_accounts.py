@@ -104,7 +104,8 @@ def test_a_refused_refresh_fails_the_account_for_the_whole_run():
         accounts.userinfo("acc_a")
     assert "invalid_grant" in str(caught.value) and caught.value.final
     failure, new = accounts.fail("acc_a", caught.value)
-    assert new is False, "the credential already holds this failure"
+    assert new is True, "held by the credential, but said by no stream yet: the first says it"
+    assert accounts.fail("acc_a", caught.value) == (failure, False), "then never again"
     assert report.failed_accounts == {"acc_a": str(failure)}
     # every later use: the same failure, no request
     for _ in range(3):
