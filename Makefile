@@ -6,7 +6,7 @@ READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 DEMO_PLUGINS := .meltano/.ready-demo
 
-.PHONY: install plugins docs test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards bench-fleet-shards bench-shared-quota soak-fleet clean
+.PHONY: install plugins docs test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards bench-fleet-shards bench-shared-quota bench-scheduling soak-fleet clean
 
 install: $(READY)
 
@@ -108,6 +108,9 @@ soak-fleet: $(READY)
 # The tap beside the customer's product on one quota (429s without Retry-After).
 bench-shared-quota: $(READY)
 	$(BIN)/python benchmarks/shared_quota.py
+
+bench-scheduling: $(READY)
+	$(BIN)/python benchmarks/scheduling.py
 
 bench-quota: $(READY)
 	$(BIN)/python benchmarks/quota.py

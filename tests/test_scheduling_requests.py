@@ -211,3 +211,49 @@ def test_duration_is_loaded_and_an_undeclared_field_is_named_once(sim):
         assert "meeting_room_hint" not in records[request_id]
     named = [line for line in run.stderr.splitlines() if "does not declare" in line]
     assert len(named) == 1 and "does not declare, not loaded: meeting_room_hint." in named[0]
+
+
+def test_ids_come_from_the_products_postgresql_read_only(sim, postgres):
+    import psycopg
+
+    ids = list(sim.scheduling)[:15]
+    dsn = f"host=127.0.0.1 port={postgres.port} user={postgres.user} dbname=postgres"
+    with psycopg.connect(dsn) as con:
+        con.execute("create table interviews (cronofy_id text, stage text)")
+        for request_id in ids:
+            con.execute("insert into interviews values (%s, 'open')", (request_id,))
+        con.execute("insert into interviews values (null, 'draft'), ('', 'draft')")
+    url = f"postgresql://{postgres.user}:pw-not-to-be-shown@127.0.0.1:{postgres.port}/postgres"
+    config = tap_config(
+        sim,
+        sim.url,
+        scheduling_request_ids_url=url,
+        scheduling_request_ids_sql="select cronofy_id from interviews order by stage",
+    )
+    run = run_tap(config, streams=SR)
+    assert run.returncode == 0, run.stderr
+    assert sorted(run.record_keys("scheduling_requests")) == sorted(ids)
+    # the query runs read-only: a statement that writes is refused, and says where
+    writes = dict(config, scheduling_request_ids_sql="delete from interviews returning cronofy_id")
+    refused = run_tap(writes, streams=SR)
+    assert refused.returncode != 0
+    assert "`scheduling_request_ids_sql` failed on PostgreSQL 127.0.0.1" in refused.stderr
+    assert "read-only" in refused.stderr
+    assert "pw-not-to-be-shown" not in refused.stderr + run.stderr
+    with psycopg.connect(dsn) as con:
+        assert con.execute("select count(*) from interviews").fetchone()[0] == 17
+
+
+def test_scheduling_queries_count_in_the_runs_budget_stalest_first(sim):
+    ids = list(sim.scheduling)[:37]
+    config = tap_config(sim, sim.url, scheduling_request_ids=ids, max_requests_per_run=3)
+    first = run_tap(config, streams=SR)
+    assert first.returncode == 0, first.stderr
+    asked = [i for batch in queries(sim) for i in batch]
+    assert len(queries(sim)) == 2 and asked == ids[:20], "the clock and two batches: 3"
+    assert "17 due scheduling request ids wait for the next run" in first.stderr
+    sim.requests.clear()
+    second = run_tap(config, first.state, streams=SR)
+    assert second.returncode == 0, second.stderr
+    assert [i for batch in queries(sim) for i in batch][:17] == ids[20:], "never queried first"
+    assert set(second.record_keys("scheduling_requests")) == set(ids[20:])
