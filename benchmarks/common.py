@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from demo.project import SimulatorProcess  # noqa: E402
+from harness.project import SimulatorProcess  # noqa: E402
 
 PYTHON = sys.executable
 

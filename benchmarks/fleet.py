@@ -32,8 +32,8 @@ from pathlib import Path
 from common import PYTHON, ROOT, fleet_simulator
 
 sys.path.insert(0, str(ROOT))
+from harness.tap import request_owner
 from simulator import Simulator, SimulatorServer
-from tests.helpers import request_owner
 
 BASELINE = os.environ.get("BENCH_BASELINE", "ca1fce4")
 SIZES = [int(n) for n in os.environ.get("BENCH_FLEET_SIZES", "200,1000,10000").split(",")]

@@ -32,10 +32,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "orchestration")]
 import dagster as dg  # noqa: E402
 import duckdb  # noqa: E402
 
-from demo.project import meltano, meltano_env  # noqa: E402
+from harness.project import meltano, meltano_env  # noqa: E402
+from harness.tap import expected_first_sync  # noqa: E402
 from simulator import Simulator, SimulatorServer  # noqa: E402
 from tap_cronofy.statecodec import expand  # noqa: E402
-from tests.helpers import expected_first_sync  # noqa: E402
 
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "100000"))
 SHARDS = int(os.environ.get("BENCH_SHARDS", "8"))

@@ -13,8 +13,8 @@ import sys
 from common import ROOT
 
 sys.path.insert(0, str(ROOT))
+from harness.tap import run_tap, tap_config
 from simulator import Simulator, SimulatorServer
-from tests.helpers import run_tap, tap_config
 
 ACCOUNTS, HOURS, CHANGES_PER_HOUR, MAX_LAG = 5, 12, 5, 180.0
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from common import PYTHON, ROOT, fleet_simulator
 
 sys.path.insert(0, str(ROOT))
-from demo.project import SimulatorProcess, free_port, wait_until_healthy
+from harness.project import SimulatorProcess, free_port, wait_until_healthy
 
 ACCOUNTS = int(os.environ.get("BENCH_PUSH_ACCOUNTS", "10000"))
 HOURS = int(os.environ.get("BENCH_PUSH_HOURS", "24"))

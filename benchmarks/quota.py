@@ -16,7 +16,7 @@ import time
 from common import ROOT, SimulatorProcess
 
 sys.path.insert(0, str(ROOT))
-from tests.helpers import run_tap
+from harness.tap import run_tap
 
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "300"))
 SEQUENTIAL_ACCOUNTS = int(os.environ.get("BENCH_SEQUENTIAL_ACCOUNTS", "60"))

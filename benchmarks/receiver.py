@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness.tap import start_receiver
 from tap_cronofy.changelog import ChangeLog
 from tap_cronofy.push.signature import HEADER, sign
-from tests.helpers import start_receiver
 
 TREE = Path(os.environ.get("BENCH_TREE") or Path(__file__).resolve().parent.parent)
 SECRET = "bench-secret"

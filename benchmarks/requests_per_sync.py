@@ -11,7 +11,7 @@ import sys
 from common import ROOT, SimulatorProcess, bulk_simulator
 
 sys.path.insert(0, str(ROOT))
-from tests.helpers import run_tap
+from harness.tap import run_tap
 
 PERIODS = 12_345
 PAGE = 500

@@ -18,9 +18,9 @@ import time
 from common import ROOT
 
 sys.path.insert(0, str(ROOT))
+from harness.tap import run_tap
 from simulator import Simulator, SimulatorServer
 from tap_cronofy.scheduling_plan import OPEN, tier_of
-from tests.helpers import run_tap
 
 IDS = int(os.environ.get("BENCH_SCHEDULING_IDS", "100000"))
 RUNS = 24
@@ -82,9 +82,10 @@ def main() -> None:
             assert run.returncode == 0, run.stderr[-2000:]
             state = run.state
             per_run.append(len([r for r in sim.requests if "scheduling" in r["path"]]))
-            for request_id in run.record_keys("scheduling_requests"):
-                if request_id in reopened:
+            for record in run.records("scheduling_requests"):
+                if (request_id := record["scheduling_request_id"]) in reopened:
                     late = max(late, run_number - reopened.pop(request_id))
+        assert state is not None
         size = len(json.dumps(state["bookmarks"]["scheduling_requests"]))
     finally:
         server.stop()

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from common import PYTHON, ROOT, fleet_simulator, free_busy_catalog, free_busy_config
 
-from demo.project import SimulatorProcess, free_port
-from tests.postgres import PostgresServer, find_bindir
+from harness.postgres import PostgresServer, find_bindir
+from harness.project import SimulatorProcess, free_port
 
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "400"))
 SHARDS = int(os.environ.get("BENCH_SHARDS", "4"))

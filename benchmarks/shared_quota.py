@@ -23,8 +23,8 @@ import time
 from common import ROOT
 
 sys.path.insert(0, str(ROOT))
+from harness.tap import run_tap, tap_config
 from simulator import Simulator, SimulatorServer
-from tests.helpers import run_tap, tap_config
 
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "40"))
 PRODUCT_SHARE = float(os.environ.get("BENCH_PRODUCT_SHARE", "0.5"))

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import duckdb
 
 from demo import chart
-from demo.project import (
+from harness.project import (
     ROOT,
     SimulatorProcess,
     free_port,

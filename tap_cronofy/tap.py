@@ -24,6 +24,7 @@ from tap_cronofy.budget import RunBudget
 from tap_cronofy.client import CronofyClient
 from tap_cronofy.errors import CronofyAPIError
 from tap_cronofy.output import StateFlushingWriter, checkpoint_due
+from tap_cronofy.progress import Progress
 from tap_cronofy.quota import open_shared_quota
 from tap_cronofy.redact import SECRETS, install_log_redaction
 from tap_cronofy.report import RunReport, quota_warning
@@ -183,6 +184,14 @@ class TapCronofy(Tap):
         a part of the run (``checkpoint_due``)."""
         if checkpoint_due(done, total):
             self.message_writer.write_state_now(self.state)  # type: ignore[attr-defined]
+        client = self.client
+        waited = client.limiter.waited_seconds
+        if line := self.progress.line(done, total, client.request_count, waited):
+            self.logger.info(line)
+
+    @cached_property
+    def progress(self) -> Progress:
+        return Progress()
 
     def run(self) -> int:
         """Sync the selected streams; the exit code: 0, or 1 when anything failed."""

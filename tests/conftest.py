@@ -7,8 +7,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from harness.postgres import started
 from simulator import Simulator, SimulatorServer
-from tests.postgres import started
 
 # Property-based and stateful tests: "ci" (the default) is seeded and bounded, so that a
 # failure reproduces on any machine and `make test` stays near ten minutes; "deep" searches

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from demo import chart
-from demo.project import meltano, meltano_env
-from tests.helpers import expected_first_sync, own_meltano_dir
+from harness.project import meltano, meltano_env
+from harness.tap import expected_first_sync, own_meltano_dir
 
 BUSY = {"busy", "tentative"}
 

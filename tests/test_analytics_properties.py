@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import ROOT
+from harness.tap import ROOT
 from tests.test_analytics import BUSY, add_weeks
 
 DBT = ROOT / ".meltano" / "utilities" / "dbt-duckdb" / "venv" / "bin" / "dbt"
@@ -218,7 +218,7 @@ def test_busy_hours_weekly_equals_the_reference_on_every_week_and_zone(made, tmp
 @pytest.fixture(scope="module")
 def warehouse_postgres():
     """One PostgreSQL for the module's examples (each drops and remakes its schemas)."""
-    from tests.postgres import started
+    from harness.postgres import started
 
     server = started()
     yield server

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from demo.project import BIN, meltano, meltano_env
-from tests.helpers import tap_config
+from harness.project import BIN, meltano, meltano_env
+from harness.tap import tap_config
 
 
 def check(config: dict, tmp_path) -> subprocess.CompletedProcess:

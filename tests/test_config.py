@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from harness.tap import ROOT, run_tap, tap_config
 from tests import docs
-from tests.helpers import ROOT, run_tap, tap_config
 
 
 def cronofy_requests(sim) -> list[dict]:

@@ -20,9 +20,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from demo.project import free_port, meltano, meltano_env
+from harness.project import free_port, meltano, meltano_env
+from harness.tap import ROOT, expected_first_sync
 from tests import docs
-from tests.helpers import ROOT, expected_first_sync
 
 sys.path.insert(0, str(ROOT / "orchestration"))
 

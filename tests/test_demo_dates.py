@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.helpers import ROOT
+from harness.tap import ROOT
 
 # A Sunday 23:55 in Tokyo (its week turns), Europe's spring DST change on a Sunday night,
 # a Wednesday in January, the night the US leaves DST.

@@ -13,7 +13,7 @@ import sys
 
 import duckdb
 
-from tests.helpers import ROOT, run_tap, tap_config
+from harness.tap import ROOT, run_tap, tap_config
 
 TARGET = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv"
 

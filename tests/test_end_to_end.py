@@ -8,14 +8,14 @@ import re
 import duckdb
 import pytest
 
-from demo.project import meltano, meltano_env, meltano_state
-from tests import docs
-from tests.helpers import (
+from harness.project import meltano, meltano_env, meltano_state
+from harness.tap import (
     account_states,
     expected_first_sync,
     first_sync_rows,
     own_meltano_dir,
 )
+from tests import docs
 
 
 @pytest.fixture

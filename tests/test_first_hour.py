@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import costs, run_tap, tap_config
+from harness.tap import costs, run_tap, tap_config
 
 
 def test_a_wrong_client_secret_is_named_once_and_costs_one_refresh(sim):

@@ -20,8 +20,8 @@ import subprocess
 import sys
 import threading
 
+from harness.tap import ROOT, select_streams, start_receiver, tap_config
 from simulator import Simulator, SimulatorServer
-from tests.helpers import ROOT, select_streams, start_receiver, tap_config
 from tests.test_soak import _utc, change_the_calendars, truth
 
 ROUNDS = int(os.environ.get("SOAK_ROUNDS", "4"))

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
-from tests.helpers import (
+from harness.tap import (
     account_states,
     discovered_catalog,
     expected_first_sync,

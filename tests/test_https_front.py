@@ -17,10 +17,10 @@ import urllib.request
 
 import pytest
 
-from demo.project import free_port
+from harness.project import free_port
+from harness.tap import ROOT, change_notification, start_receiver
 from tap_cronofy.changelog import ChangeLog
 from tap_cronofy.push.signature import HEADER, sign
-from tests.helpers import ROOT, change_notification, start_receiver
 
 SECRET = "front-secret-456"
 PATH = "/cronofy/notifications"

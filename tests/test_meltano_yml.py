@@ -6,8 +6,8 @@ import json
 
 import yaml
 
+from harness.tap import ROOT
 from tap_cronofy.settings import CONFIG_SCHEMA
-from tests.helpers import ROOT
 from tests.test_config import tap_cli
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from harness.tap import account_states, expected_first_sync, run_tap, tap_config
 from simulator import Simulator, SimulatorServer
-from tests.helpers import account_states, expected_first_sync, run_tap, tap_config
 
 FB = ["free_busy"]
 DAY = 86400

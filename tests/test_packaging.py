@@ -7,7 +7,7 @@ import subprocess
 import sys
 import zipfile
 
-from tests.helpers import ROOT
+from harness.tap import ROOT
 
 
 def test_wheel_installs_and_runs_about_outside_the_repository(tmp_path):
@@ -164,7 +164,7 @@ def test_the_receiver_without_the_push_extra_names_it_and_the_rest_runs(tmp_path
     import subprocess
     import sys
 
-    from tests.helpers import ROOT
+    from harness.tap import ROOT
 
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"client_secret": "cs-1", "change_log": str(tmp_path / "c.db")}))

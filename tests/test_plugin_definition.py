@@ -16,9 +16,9 @@ import types
 import duckdb
 import yaml
 
-from demo.project import BIN
+from harness.project import BIN
+from harness.tap import ROOT, tap_config
 from tests import docs
-from tests.helpers import ROOT, tap_config
 
 
 def generator() -> types.ModuleType:

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
+from harness.tap import account_states, run_tap, tap_config
 from simulator import Simulator, SimulatorServer
 from tap_cronofy.schemas import FREE_BUSY
-from tests.helpers import account_states, run_tap, tap_config
 from tests.unit.test_records import BAD_TIMES, FIELDS, JSON
 
 VALIDATOR = Draft202012Validator(FREE_BUSY, format_checker=FormatChecker())

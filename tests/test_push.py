@@ -21,11 +21,7 @@ from pathlib import Path
 import pytest
 import waitress
 
-from simulator import Simulator, SimulatorServer
-from tap_cronofy.changelog import ChangeLog
-from tap_cronofy.push.receiver import make_app, serve
-from tap_cronofy.push.signature import HEADER, sign
-from tests.helpers import (
+from harness.tap import (
     ROOT,
     account_states,
     costs,
@@ -35,6 +31,10 @@ from tests.helpers import (
     start_receiver,
     tap_config,
 )
+from simulator import Simulator, SimulatorServer
+from tap_cronofy.changelog import ChangeLog
+from tap_cronofy.push.receiver import make_app, serve
+from tap_cronofy.push.signature import HEADER, sign
 
 STREAMS = ["free_busy", "accounts"]
 
@@ -532,7 +532,7 @@ def test_meltano_receiver_channels_and_runs_into_duckdb(sim, tmp_path):
 
     import duckdb
 
-    from demo.project import free_port, meltano, meltano_env, meltano_receiver, stop_receiver
+    from harness.project import free_port, meltano, meltano_env, meltano_receiver, stop_receiver
 
     port = free_port()
     settings = tap_config(

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+from harness.tap import account_states, run_tap
 from tap_cronofy.window import calendar_slot
-from tests.helpers import account_states, run_tap
 from tests.test_push import Push
 from tests.test_soak import WINDOW_AHEAD, WINDOW_BACK, Pipeline, _utc, truth
 

@@ -9,15 +9,15 @@ import datetime as dt
 import json
 import random
 
-from simulator import Simulator, SimulatorServer
-from tap_cronofy.window import calendar_slot
-from tests.helpers import (
+from harness.tap import (
     account_states,
     costs,
     expected_first_sync,
     run_tap,
     tap_config,
 )
+from simulator import Simulator, SimulatorServer
+from tap_cronofy.window import calendar_slot
 
 PER_ACCOUNT = ["free_busy", "calendars", "accounts"]
 TOKEN, FREE_BUSY, CALENDARS, USERINFO = (

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import duckdb
 
-from demo.project import BIN, free_port
+from harness.project import BIN, free_port
+from harness.tap import ROOT, tap_config
 from tests import docs
-from tests.helpers import ROOT, tap_config
 
 
 def readme_meltano_lines() -> list[str]:

@@ -9,8 +9,8 @@ import re
 
 import jsonschema
 
+from harness.tap import ROOT, run_tap
 from tests import docs
-from tests.helpers import ROOT, run_tap
 
 STREAMS = ["free_busy", "calendars", "accounts", "scheduling_requests"]
 

@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
+from harness.tap import change_notification, start_receiver
 from tap_cronofy.changelog import ChangeLog
 from tap_cronofy.push.signature import HEADER, sign
-from tests.helpers import change_notification, start_receiver
 
 SECRET = "rx-secret-123"
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.helpers import account_states, expected_first_sync, run_tap, tap_config
+from harness.tap import account_states, expected_first_sync, run_tap, tap_config
 
 TOKEN = "/oauth/token"
 FB = ["free_busy"]

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.helpers import account_states, expected_first_sync, run_tap, tap_config
+from harness.tap import account_states, expected_first_sync, run_tap, tap_config
 from tests.test_config import tap_cli
 
 ALL = ["free_busy", "calendars", "accounts", "scheduling_requests"]

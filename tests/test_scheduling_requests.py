@@ -7,8 +7,8 @@ import math
 
 from jsonschema import Draft7Validator, FormatChecker
 
+from harness.tap import discovered_catalog, run_tap, tap_config
 from tap_cronofy.scheduling_plan import OPEN, SETTLED, tier_of
-from tests.helpers import discovered_catalog, run_tap, tap_config
 
 SR = ["scheduling_requests"]
 UNKNOWN = [f"srq_unknown{n:020d}" for n in range(7)]
@@ -235,8 +235,10 @@ def test_ids_come_from_the_products_postgresql_read_only(sim, postgres):
     assert sorted(run.record_keys("scheduling_requests")) == sorted(ids)
     # the query runs read-only: a statement that writes is refused, and says where
     writes = dict(config, scheduling_request_ids_sql="delete from interviews returning cronofy_id")
-    refused = run_tap(writes, streams=SR)
+    refused = run_tap(writes, streams=["free_busy", *SR])
     assert refused.returncode != 0
+    assert refused.records("free_busy"), "the other streams are loaded"
+    assert refused.state["bookmarks"]["free_busy"], "and their state saved"
     assert "`scheduling_request_ids_sql` failed on PostgreSQL 127.0.0.1" in refused.stderr
     assert "read-only" in refused.stderr
     assert "pw-not-to-be-shown" not in refused.stderr + run.stderr

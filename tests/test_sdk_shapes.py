@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from harness.tap import ROOT, run_tap
 from tap_cronofy.changelog import ChangeLog
-from tests.helpers import ROOT, run_tap
 
 FIXTURES = ROOT / "tests" / "fixtures" / "sdk"
 TOKEN = "replay-access-token-1234"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
+from harness.tap import tap_config
 from simulator import Simulator, SimulatorServer
 from tap_cronofy.tap import TapCronofy
-from tests.helpers import tap_config
 
 _SIM = Simulator(seed=5, accounts=2, events_per_account=40, page_size=15, scheduling_requests=25)
 _SERVER = SimulatorServer(_SIM).start()

@@ -10,11 +10,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from demo.project import BIN
-from simulator import Simulator, SimulatorServer
-from tap_cronofy.shard import shard_of
-from tests import docs
-from tests.helpers import (
+from harness.project import BIN
+from harness.tap import (
     ROOT,
     TapRun,
     account_states,
@@ -22,6 +19,9 @@ from tests.helpers import (
     run_tap,
     tap_config,
 )
+from simulator import Simulator, SimulatorServer
+from tap_cronofy.shard import shard_of
+from tests import docs
 from tests.test_readme_commands import project_env, scratch_project
 
 FB = ["free_busy"]
@@ -141,7 +141,7 @@ def test_two_shards_of_one_meltano_project_run_side_by_side_each_with_its_own(
     sys.path.insert(0, str(ROOT / "orchestration"))
     from cronofy_shards.definitions import shard_env
 
-    from demo.project import meltano, meltano_env
+    from harness.project import meltano, meltano_env
 
     settings = sim.tap_config(sim.url)
     settings.pop("scheduling_request_ids")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import threading
 import time
 
+from harness.tap import expected_first_sync, run_tap, tap_config
 from simulator import Simulator, SimulatorServer
-from tests.helpers import expected_first_sync, run_tap, tap_config
 
 WINDOW = 5.0  # the simulator's "minute": Cronofy's 500 a minute, scaled down
 LIMIT = 20

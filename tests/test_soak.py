@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from harness.tap import FAST_RETRIES, ROOT, run_tap, select_streams
 from simulator import Simulator, SimulatorServer
-from tests.helpers import FAST_RETRIES, ROOT, run_tap, select_streams
 
 DAYS = 90
 DAY = 86400

@@ -10,9 +10,9 @@ import re
 
 import pytest
 
+from harness.tap import ROOT, run_tap, tap_config
 from simulator import Simulator, SimulatorServer
 from tap_cronofy.statecodec import FORMAT, FORMAT_KEY
-from tests.helpers import ROOT, run_tap, tap_config
 
 FIXTURES = sorted((ROOT / "tests" / "fixtures" / "state").glob("*.json"))
 STREAMS = ["free_busy", "calendars"]

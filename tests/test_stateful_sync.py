@@ -29,9 +29,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
+from harness.tap import run_tap, tap_config
 from simulator import Simulator, SimulatorServer
 from simulator.core import DAYS_AHEAD, DAYS_BACK, fmt_time
-from tests.helpers import run_tap, tap_config
 
 ZONES = ["Etc/UTC", "Asia/Tokyo", "Pacific/Kiritimati", "America/St_Johns", "Europe/London"]
 START = dt.datetime(2026, 12, 3, 12, tzinfo=dt.timezone.utc)  # moved by a random number of days

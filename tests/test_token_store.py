@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
+from harness.tap import ROOT, run_tap, select_streams, tap_config
 from simulator import Simulator, SimulatorServer
-from tests.helpers import ROOT, run_tap, select_streams, tap_config
 
 ACCOUNTS = 12
 ROUNDS = 3

@@ -6,15 +6,15 @@ from __future__ import annotations
 import collections
 import datetime as dt
 
-from simulator import Simulator, SimulatorServer
-from simulator.core import fmt_time
-from tests.helpers import (
+from harness.tap import (
     FAST_RETRIES,
     account_states,
     costs,
     run_tap,
     tap_config,
 )
+from simulator import Simulator, SimulatorServer
+from simulator.core import fmt_time
 
 FB = ["free_busy"]
 TOKEN, FREE_BUSY, USERINFO = "/oauth/token", "/v1/free_busy", "/v1/userinfo"

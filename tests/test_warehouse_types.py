@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.helpers import ROOT
+from harness.tap import ROOT
 
 PROBES = ROOT / "tests" / "warehouse_probes"
 TIMES = ("start_time", "end_time", "last_modified", "_sdc_deleted_at")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from demo.project import failure_report
 from demo.run_demo import loaded_per_stream
+from harness.project import failure_report
 
 
 def test_a_failed_step_shows_its_output_and_log_without_deprecation_noise():

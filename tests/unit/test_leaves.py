@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from tap_cronofy.prefetch import OrderedPrefetcher
+from tap_cronofy.progress import Progress
 from tap_cronofy.ratelimit import SlidingWindowLimiter
 from tap_cronofy.redact import MASK, SecretRegistry, install_log_redaction
 from tap_cronofy.report import FIRST_SYNC_WARN_AT, first_sync_warning, quota_warning
@@ -795,3 +796,23 @@ def test_a_run_reading_many_accounts_whole_says_what_it_will_cost_first():
     assert "at least 12,000 requests (24 minutes at 500 requests/minute)" in said
     assert "'Moving state'" in said
     assert first_sync_warning(new=100, configured=100, per_minute=100) is not None
+
+
+def test_progress_is_one_line_a_minute_with_what_is_left():
+    now = [0.0]
+    progress = Progress(every=60, clock=lambda: now[0])
+    lines = []
+    for done in range(1, 10_001):  # 10,000 accounts, 1/32 s each: about 5 minutes
+        now[0] += 0.03125
+        if line := progress.line(done, 10_000, requests=2 * done, waited=done / 1000):
+            lines.append(line)
+    assert len(lines) == 5, lines  # every 60 s from the first account done; none at the end
+    assert lines[0] == (
+        "Progress: 1,921 of 10,000 accounts done; 3,842 requests so far, 2 s waiting on the "
+        "rate limit; about 4 min left for this stream."
+    )
+    assert lines[-1].startswith("Progress: 9,601 of 10,000") and "about a minute left" in lines[-1]
+    now[0] += 1000  # the next stream starts its own clock and its own estimate
+    assert progress.line(1, 50, requests=1, waited=0) is None
+    now[0] += 61
+    assert "2 of 50 accounts done" in (progress.line(2, 50, requests=3, waited=0) or "")

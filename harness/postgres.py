@@ -78,7 +78,7 @@ def started() -> PostgresServer:
     installs them) and is skipped elsewhere."""
     import pytest
 
-    from demo.project import free_port
+    from harness.project import free_port
 
     if find_bindir() is None:
         if os.environ.get("CI"):
