@@ -37,6 +37,7 @@ class SlidingWindowLimiter:
         self._clock = clock
         self._sleep = sleep
         self._on_pause = on_pause  # told of a pause of ``long_pause`` s or more as it begins
+        self._announced = float("-inf")  # when the last pause announced ends
         self._long_pause = long_pause
         self._waiters = 0
         self._blocked_since = 0.0
@@ -117,7 +118,11 @@ class SlidingWindowLimiter:
                     if wait <= 0:  # the next answer frees a place
                         self._cond.wait(timeout=1.0)
                         continue
-                if self._on_pause is not None and wait >= self._long_pause:
+                    # one pause, however many threads wait it out: said once
+                    announce = wait >= self._long_pause and now + wait > self._announced + 1.0
+                    if announce:
+                        self._announced = now + wait
+                if announce and self._on_pause is not None:
                     self._on_pause(wait)
                 self._sleep(wait)
         finally:

@@ -474,6 +474,37 @@ def test_a_long_pause_is_announced_before_it_is_slept():
     assert events == [("sleep", 4.0), ("announced", 10.0), ("sleep", 10.0)]
 
 
+def test_one_pause_waited_out_by_eight_threads_is_announced_once():
+    """Eight workers meet the same full window: one line for the pause, not eight."""
+    announced: list[float] = []
+    now = [0.0]
+    lock = threading.Lock()
+    gate = threading.Barrier(8)
+
+    def sleep(seconds: float) -> None:
+        gate.wait(timeout=5)  # every worker is inside the same pause before time moves
+        with lock:
+            now[0] = max(now[0], 100.0)
+
+    limiter = SlidingWindowLimiter(
+        [(8, 60.0)], clock=lambda: now[0], sleep=sleep, on_pause=announced.append, long_pause=5
+    )
+    for _ in range(8):  # the window is full until 60 s
+        with limiter.request():
+            pass
+
+    def worker() -> None:
+        with limiter.request():
+            pass
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert announced == [60.0], announced
+
+
 def test_secrets_sharing_a_long_prefix_are_each_masked():
     """Tokens of one issuer often share a prefix (`sim-at-`, `CRfy-`): each is still found."""
     registry = SecretRegistry()
