@@ -55,6 +55,8 @@ def test_broken_connections_and_bodies_are_retried(sim, kind):
     sim.add_fault(kind=kind, times=2, path="/v1/free_busy")
     run = run_tap(tap_config(sim, sim.url), streams=FB)
     assert run.returncode == 0, run.stderr
+    assert [f.times for f in sim.faults] == [0], "both faults fired"
+    assert run.stderr.count("Retrying") >= 2, "and each was retried"
     assert_exact_full_sync(sim, run)
 
 

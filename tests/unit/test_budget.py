@@ -64,15 +64,29 @@ def test_a_spent_budget_refuses_at_once():
     assert budget.spent_on == "requests"
 
 
+def waits_seen(budget: RunBudget) -> threading.Event:
+    """Set once a caller is blocked inside the budget, waiting for a reserve to free (so a
+    test forces the wait rather than racing the thread it started)."""
+    entered = threading.Event()
+    original = budget._cond.wait
+
+    def wait(timeout: float | None = None) -> bool:
+        entered.set()
+        return original(timeout)
+
+    budget._cond.wait = wait  # type: ignore[method-assign]
+    return entered
+
+
 def test_accounts_in_progress_hold_their_reserve_until_they_finish():
     spent = Counter()
     budget = RunBudget(2 * ACCOUNT_COST + 2, 0, spent)
     assert budget.admit("a") and budget.admit("b")  # two reserves fit, a third does not
+    entered = waits_seen(budget)
     answer: list[bool] = []
     waiter = threading.Thread(target=lambda: answer.append(budget.admit("c")))
     waiter.start()
-    waiter.join(0.2)
-    assert waiter.is_alive() and answer == [], "c waits while a and b hold the budget"
+    assert entered.wait(5) and answer == [], "c waits while a and b hold the budget"
     spent.requests = 2  # a finished with 2 requests: 2 + b's reserve + c's fit in 8
     budget.finished("a")
     waiter.join(5)
@@ -85,9 +99,11 @@ def test_an_account_waiting_for_the_reserve_is_refused_once_nothing_is_in_progre
     spent = Counter()
     budget = RunBudget(ACCOUNT_COST + 1, 0, spent)
     assert budget.admit("a")
+    entered = waits_seen(budget)
     answer: list[bool] = []
     waiter = threading.Thread(target=lambda: answer.append(budget.admit("b")))
     waiter.start()
+    assert entered.wait(5), "b is waiting for a's reserve"
     spent.requests = 3  # a spent its reserve: 3 + 3 > 4
     budget.finished("a")
     waiter.join(5)
