@@ -101,9 +101,9 @@ bench-fleet-shards: $(READY)
 bench-fleet: $(READY)
 	$(BIN)/python benchmarks/fleet.py
 
-# The production topology over simulated days (tests/test_fleet_soak.py), deep: 30 rounds.
+# The production topology over simulated days (tests/fleet/test_fleet_soak.py), deep: 30 rounds.
 soak-fleet: $(READY)
-	SOAK_ROUNDS=30 $(BIN)/pytest -q tests/test_fleet_soak.py
+	SOAK_ROUNDS=30 $(BIN)/pytest -q tests/fleet/test_fleet_soak.py
 
 # The tap beside the customer's product on one quota (429s without Retry-After).
 bench-shared-quota: $(READY)

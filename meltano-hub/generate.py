@@ -1,11 +1,11 @@
 """Writes meltano-hub/tap-cronofy.yml, the plugin definition (Meltano Hub's extractor format)
 that `meltano add --plugin-type extractor tap-cronofy --from-ref FILE_OR_URL` installs, from
 meltano.yml's extractor block (itself kept equal to the tap's settings schema by
-tests/test_meltano_yml.py); and meltano-hub/loaders/<name>.yml, the loaders this project
+tests/meltano/test_meltano_yml.py); and meltano-hub/loaders/<name>.yml, the loaders this project
 tests with, for `meltano add --plugin-type loader <name> --from-ref ...` where Meltano Hub
 cannot be reached.
 
-    python meltano-hub/generate.py          (tests/test_plugin_definition.py checks it is fresh)
+    python meltano-hub/generate.py   (tests/meltano/test_plugin_definition.py checks it is fresh)
 """
 
 from __future__ import annotations

@@ -50,8 +50,9 @@ class Services:
 
 
 # The private SDK surface this tap overrides, with why (without the first three, CPU per
-# record is 2.7x a bare requests+json loop instead of 1.3x). tests/test_sdk_surface.py fails when an
-# SDK upgrade changes their signatures or bodies, so each override is re-checked then.
+# record is 2.7x a bare requests+json loop instead of 1.3x). tests/streams/test_sdk_surface.py
+# fails when an SDK upgrade changes their signatures or bodies, so each override is re-checked
+# then.
 PRIVATE_SDK_OVERRIDES = {
     "_generate_record_messages": (
         "The SDK walks the schema and the selection mask for every record to drop "

@@ -8,7 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-from tests import docs
+from harness import docs
 
 ROOT = Path(__file__).resolve().parents[2]
 

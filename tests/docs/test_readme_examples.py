@@ -9,8 +9,8 @@ import re
 
 import jsonschema
 
+from harness import docs
 from harness.tap import ROOT, run_tap
-from tests import docs
 
 STREAMS = ["free_busy", "calendars", "accounts", "scheduling_requests"]
 

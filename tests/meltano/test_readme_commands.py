@@ -13,14 +13,14 @@ from pathlib import Path
 
 import duckdb
 
+from harness import docs
 from harness.project import BIN, free_port
 from harness.tap import ROOT, tap_config
-from tests import docs
 
 
 def readme_meltano_lines() -> list[str]:
     lines = docs.bash_lines("meltano ")
-    # `meltano add` lines install into a new project: tests/test_plugin_definition.py
+    # `meltano add` lines install into a new project: tests/meltano/test_plugin_definition.py
     return [line for line in lines if not line.startswith("meltano add ")]
 
 

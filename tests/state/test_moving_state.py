@@ -8,10 +8,10 @@ import json
 import re
 import subprocess
 
+from harness import docs
 from simulator import Simulator, SimulatorServer
 from tap_cronofy.shard import shard_of
-from tests import docs
-from tests.test_readme_commands import project_env, scratch_project
+from tests.meltano.test_readme_commands import project_env, scratch_project
 
 ACCOUNTS = 100  # the size at which a run without state warns (report.FIRST_SYNC_WARN_AT)
 

@@ -11,8 +11,8 @@ import random
 
 from harness.tap import account_states, run_tap
 from tap_cronofy.window import calendar_slot
-from tests.test_push import Push
-from tests.test_soak import WINDOW_AHEAD, WINDOW_BACK, Pipeline, _utc, truth
+from tests.push.test_push import Push
+from tests.state.test_soak import WINDOW_AHEAD, WINDOW_BACK, Pipeline, _utc, truth
 
 DAYS = 30
 HOUR = 3600

@@ -7,7 +7,7 @@ import json
 import re
 import subprocess
 
-from tests import docs
+from harness import docs
 
 
 def rehearsal_block() -> str:

@@ -8,6 +8,7 @@ import re
 import duckdb
 import pytest
 
+from harness import docs
 from harness.project import meltano, meltano_env, meltano_state
 from harness.tap import (
     account_states,
@@ -15,7 +16,6 @@ from harness.tap import (
     first_sync_rows,
     own_meltano_dir,
 )
-from tests import docs
 
 
 @pytest.fixture

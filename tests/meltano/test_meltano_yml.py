@@ -8,7 +8,7 @@ import yaml
 
 from harness.tap import ROOT
 from tap_cronofy.settings import CONFIG_SCHEMA
-from tests.test_config import tap_cli
+from tests.meltano.test_config import tap_cli
 
 
 def extractor() -> dict:

@@ -44,7 +44,7 @@ def test_typos_in_setting_names_are_refused_with_the_closest_name(sim):
 
 
 def test_about_names_every_stream_and_says_which_settings_are_required():
-    from tests.test_config import tap_cli
+    from tests.meltano.test_config import tap_cli
 
     about = tap_cli("--about", "--format=markdown").stdout
     intro = about.split("## Capabilities")[0]
@@ -56,7 +56,7 @@ def test_about_names_every_stream_and_says_which_settings_are_required():
 
 
 def test_help_says_what_the_tap_does_and_how_to_start():
-    from tests.test_config import tap_cli
+    from tests.meltano.test_config import tap_cli
 
     text = tap_cli("--help").stdout
     assert "Execute the Singer tap." not in text, "not the SDK's generic line"

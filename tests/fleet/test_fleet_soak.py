@@ -22,7 +22,7 @@ import threading
 
 from harness.tap import ROOT, select_streams, start_receiver, tap_config
 from simulator import Simulator, SimulatorServer
-from tests.test_soak import _utc, change_the_calendars, truth
+from tests.state.test_soak import _utc, change_the_calendars, truth
 
 ROUNDS = int(os.environ.get("SOAK_ROUNDS", "4"))
 SHARDS = ("0/2", "1/2")

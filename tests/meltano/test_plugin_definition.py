@@ -16,9 +16,9 @@ import types
 import duckdb
 import yaml
 
+from harness import docs
 from harness.project import BIN
 from harness.tap import ROOT, tap_config
-from tests import docs
 
 
 def generator() -> types.ModuleType:

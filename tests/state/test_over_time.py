@@ -154,7 +154,7 @@ def test_a_failed_run_still_ends_with_a_bookmarks_object(sim):
 
 
 def test_batch_is_not_advertised_and_batch_config_is_refused(sim):
-    from tests.test_config import tap_cli
+    from tests.meltano.test_config import tap_cli
 
     about = json.loads(tap_cli("--about", "--format=json").stdout)
     assert "batch" not in about["capabilities"]

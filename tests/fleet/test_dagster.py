@@ -20,9 +20,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from harness import docs
 from harness.project import free_port, meltano, meltano_env
 from harness.tap import ROOT, expected_first_sync
-from tests import docs
 
 sys.path.insert(0, str(ROOT / "orchestration"))
 

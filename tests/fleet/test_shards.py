@@ -10,6 +10,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from harness import docs
 from harness.project import BIN
 from harness.tap import (
     ROOT,
@@ -21,8 +22,7 @@ from harness.tap import (
 )
 from simulator import Simulator, SimulatorServer
 from tap_cronofy.shard import shard_of
-from tests import docs
-from tests.test_readme_commands import project_env, scratch_project
+from tests.meltano.test_readme_commands import project_env, scratch_project
 
 FB = ["free_busy"]
 

@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
-from tests import docs
-from tests.test_readme_commands import project_env, scratch_project
+from harness import docs
+from tests.meltano.test_readme_commands import project_env, scratch_project
 
 
 def section() -> str:

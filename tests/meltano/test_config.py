@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from harness import docs
 from harness.tap import ROOT, run_tap, tap_config
-from tests import docs
 
 
 def cronofy_requests(sim) -> list[dict]:

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from harness.tap import account_states, expected_first_sync, run_tap, tap_config
-from tests.test_config import tap_cli
+from tests.meltano.test_config import tap_cli
 
 ALL = ["free_busy", "calendars", "accounts", "scheduling_requests"]
 PER_ACCOUNT = ["free_busy", "calendars", "accounts"]

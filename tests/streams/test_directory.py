@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from harness import docs
 from harness.tap import run_tap, tap_config
-from tests import docs
 
 
 def test_calendars_and_accounts_name_what_free_busy_references(sim):

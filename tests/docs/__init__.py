@@ -1,0 +1,1 @@
+"""The manual's walkthroughs, run as written."""

@@ -1,0 +1,1 @@
+"""Meltano as users run it: projects, plugin definitions, packaging, config, the demo."""

@@ -1,0 +1,1 @@
+"""Change-driven sync: the receiver, its attacks and HTTPS front, channels, the soak."""

@@ -1,0 +1,1 @@
+"""Warehouses and dbt: types as each loader makes them, the models on DuckDB and PostgreSQL."""
