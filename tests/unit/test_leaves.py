@@ -637,6 +637,26 @@ def test_no_core_module_imports_a_wing():
     assert not offenders, offenders
 
 
+def test_benchmarks_harness_and_demo_import_no_test_module():
+    """The tests' shared parts live in harness/; what the benchmarks and the demo use never
+    comes from tests/ (a test module is free to change)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for folder in ("benchmarks", "harness", "demo"):
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "tests"]
+    assert not offenders, offenders
+
+
 def test_a_secret_is_masked_only_where_it_is_whole_not_where_its_ending_is():
     registry = SecretRegistry()
     registry.add("abcd1234")
