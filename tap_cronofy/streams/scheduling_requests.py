@@ -29,6 +29,9 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 QUERY_BATCH_SIZE = 10  # Cronofy answers at most the 10 most recently created ids
+# The state is spelled out again every this many batches (and at the end): doing it per
+# record would grow with the square of the ids tracked.
+STATE_EVERY_BATCHES = 100
 STATE_KEY = "fingerprints"
 ADVICE = {
     401: "The scheduler secret was not recognised: set scheduler_client_secret (or "
@@ -109,39 +112,42 @@ class SchedulingRequestsStream(CronofyStream):
         found = emitted = queried = 0
         missing: list[str] = []
         url = self.client.url("/v1/scheduling_requests/query")
-        for start in range(0, len(due), QUERY_BATCH_SIZE):
-            batch = due[start : start + QUERY_BATCH_SIZE]
-            if budget.limited and not budget.allows(1):
-                self.logger.warning(
-                    "%d due scheduling request ids wait for the next run, which queries them "
-                    "first: the run's budget was spent.",
-                    len(due) - start,
-                )
-                break
-            reply = self._post(url, batch)
-            queried += len(batch)
-            returned = {}
-            for item in reply.body.get("scheduling_requests") or ():
-                request = item.get("scheduling_request") or {}
-                if (request_id := request.get("scheduling_request_id")) in batch:
-                    returned[request_id] = request
-            found += len(returned)
-            for request_id in batch:
-                before = tracked.get(request_id)
-                if (request := returned.get(request_id)) is None:
-                    missing.append(request_id)
-                    tracked[request_id] = after_query(before, None, "", reply.server_time)
-                    continue
-                self._undeclared.check(request)
-                digest = fingerprint(request, 16)
-                after = after_query(before, request, digest, reply.server_time)
-                if incremental and before is not None and before.fingerprint == digest:
-                    tracked[request_id] = after
-                    continue
-                yield {**request, "last_modified": format_time(reply.server_time)}
-                emitted += 1
-                tracked[request_id] = after  # only once the record is out
-                state[STATE_KEY] = _encode(tracked, ids)
+        try:
+            for start in range(0, len(due), QUERY_BATCH_SIZE):
+                batch = due[start : start + QUERY_BATCH_SIZE]
+                if budget.limited and not budget.allows(1):
+                    self.logger.warning(
+                        "%d due scheduling request ids wait for the next run, which queries them "
+                        "first: the run's budget was spent.",
+                        len(due) - start,
+                    )
+                    break
+                reply = self._post(url, batch)
+                queried += len(batch)
+                returned = {}
+                for item in reply.body.get("scheduling_requests") or ():
+                    request = item.get("scheduling_request") or {}
+                    if (request_id := request.get("scheduling_request_id")) in batch:
+                        returned[request_id] = request
+                found += len(returned)
+                for request_id in batch:
+                    before = tracked.get(request_id)
+                    if (request := returned.get(request_id)) is None:
+                        missing.append(request_id)
+                        tracked[request_id] = after_query(before, None, "", reply.server_time)
+                        continue
+                    self._undeclared.check(request)
+                    digest = fingerprint(request, 16)
+                    after = after_query(before, request, digest, reply.server_time)
+                    if incremental and before is not None and before.fingerprint == digest:
+                        tracked[request_id] = after
+                        continue
+                    yield {**request, "last_modified": format_time(reply.server_time)}
+                    emitted += 1
+                    tracked[request_id] = after  # only once the record is out
+                if (start // QUERY_BATCH_SIZE) % STATE_EVERY_BATCHES == 0:
+                    state[STATE_KEY] = _encode(tracked, ids)  # not per record: 100,000 ids
+        finally:  # a failed batch keeps what the earlier ones emitted
             state[STATE_KEY] = _encode(tracked, ids)
         if missing:
             self.logger.warning(
