@@ -28,6 +28,7 @@ class Provisioning:
     kept: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     recreated: list[str] = field(default_factory=list)  # the log's channel was closed
+    moved: list[str] = field(default_factory=list)  # ours, to an earlier notification_url
     closed: int = 0  # extra channels to notification_url
     others: int = 0  # channels to other URLs (the product's own): left alone
     failed: dict[str, str] = field(default_factory=dict)
@@ -36,8 +37,10 @@ class Provisioning:
     def summary(self) -> str:
         line = (
             f"Channels: {len(self.kept)} kept, {len(self.created)} created, "
-            f"{len(self.recreated)} recreated (closed since), {self.closed} duplicate(s) "
-            f"closed, {plural(self.others, 'channel')} to other URLs left alone, "
+            f"{len(self.recreated)} recreated (closed since), "
+            f"{len(self.moved)} moved from an earlier notification_url (the old one closed), "
+            f"{self.closed} duplicate(s) closed, {plural(self.others, 'channel')} to other "
+            "URLs left alone, "
             f"{plural(len(self.failed), 'failed account')}"
         )
         if self.waiting:
@@ -99,14 +102,14 @@ def provision(
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         list(pool.map(one, accounts.ids()))
-    for name in ("kept", "created", "recreated", "waiting"):
+    for name in ("kept", "created", "recreated", "moved", "waiting"):
         getattr(done, name).sort()
     return done
 
 
 @dataclass
 class _Outcome:
-    kind: str  # "kept", "created" or "recreated"
+    kind: str  # "kept", "created", "recreated" or "moved"
     channel_id: str
     closed: int
     others: int
@@ -125,10 +128,14 @@ def _provision_one(
     url = client.url("/v1/channels")
     listed = client.get(url, credential=credential).body.get("channels") or []
     keep, extra, others = plan(listed, callback_url, logged)
-    for channel in extra:
+    had = [c for c, a in logged.items() if a == account_id]
+    # ours (filed in the change log) but to an earlier notification_url: closed, not left
+    # open where nothing listens any more; channels no log filed are the product's
+    moved = [c for c in listed if c.get("channel_id") in had and c not in (keep, *extra)]
+    for channel in [*extra, *moved]:
         client.delete(f"{url}/{channel['channel_id']}", credential=credential)
         log.remove_channel(str(channel["channel_id"]))
-    had = [c for c, a in logged.items() if a == account_id]
+    others -= len(moved)
     kind = "kept"
     if keep is None:
         keep = (
@@ -137,7 +144,7 @@ def _provision_one(
             )
             or {}
         )
-        kind = "recreated" if had else "created"
+        kind = "moved" if moved else "recreated" if had else "created"
     channel_id = str(keep["channel_id"])
     for stale in had:
         if stale != channel_id:

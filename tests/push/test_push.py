@@ -141,7 +141,7 @@ def test_channels_are_one_per_account_and_provisioning_is_idempotent(push):
     assert push.received.counts.get("verification") == 4
 
     again = push.channels()
-    assert "Channels: 4 kept, 0 created, 0 recreated (closed since), 0 duplicate(s)" in again.stderr
+    assert "Channels: 4 kept, 0 created, 0 recreated (closed since), 0 moved" in again.stderr
     assert all(len(sim.accounts[a].channels) == 1 for a in push.ids)
 
     # A duplicate to our URL, the product's own channel, and a channel closed since.
@@ -153,8 +153,9 @@ def test_channels_are_one_per_account_and_provisioning_is_idempotent(push):
     third = push.channels()
     assert third.returncode == 0
     assert (
-        "Channels: 3 kept, 0 created, 1 recreated (closed since), 1 duplicate(s) closed, "
-        "1 channel to other URLs left alone, 0 failed accounts."
+        "Channels: 3 kept, 0 created, 1 recreated (closed since), 0 moved from an earlier "
+        "notification_url (the old one closed), 1 duplicate(s) closed, 1 channel to other "
+        "URLs left alone, 0 failed accounts."
     ) in third.stderr
     urls = sorted(ch["callback_url"] for ch in sim.accounts[a].channels.values())
     assert urls == sorted(["https://product.example/hooks", url])
@@ -163,6 +164,33 @@ def test_channels_are_one_per_account_and_provisioning_is_idempotent(push):
     assert sorted(channels.values()) == push.ids  # one filed channel per account
     for channel_id, account_id in channels.items():
         assert channel_id in sim.accounts[account_id].channels
+
+
+def test_channels_re_pointed_to_a_new_url_move_and_close_the_old_ones(push):
+    """notification_url changed: each account's channel to the old URL (filed in the log,
+    so ours) is closed and one opened to the new; the product's own channels stay."""
+    sim = push.sim
+    assert push.channels().returncode == 0
+    product = sim.create_channel(
+        sim.accounts[push.ids[0]].access_token, {"callback_url": "https://product.example/h"}
+    )
+    old = push.url
+    push.config["notification_url"] = push.url = old.replace("/notifications", "/v2")
+    moved = push.channels()
+    assert moved.returncode == 0, moved.stderr[-2000:]
+    assert (
+        "Channels: 0 kept, 0 created, 0 recreated (closed since), 4 moved from an earlier "
+        "notification_url (the old one closed), 0 duplicate(s) closed, 1 channel to other "
+        "URLs left alone, 0 failed accounts."
+    ) in moved.stderr
+    for account_id in push.ids:
+        urls = sorted(c["callback_url"] for c in sim.accounts[account_id].channels.values())
+        expected = [push.url] + (["https://product.example/h"] if account_id == push.ids[0] else [])
+        assert urls == sorted(expected), account_id
+    assert product["channel"]["channel_id"] in sim.accounts[push.ids[0]].channels
+    filed = push.log.channels()
+    assert sorted(filed.values()) == push.ids
+    assert all(sim.accounts[a].channels[c]["callback_url"] == push.url for c, a in filed.items())
 
 
 def test_the_simulator_never_posts_beyond_this_machine(push, monkeypatch):
