@@ -62,6 +62,10 @@ class SharedWindow(t.Protocol):
         """Wait for a place; it counts until the block ends."""
         ...
 
+    def close(self) -> None:
+        """Let go of what it holds (at the end of the run)."""
+        ...
+
 
 class Credential(t.Protocol):
     """Whose Bearer token a request carries (an account, or the Scheduler's secret)."""

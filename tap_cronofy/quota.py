@@ -49,6 +49,8 @@ class SharedQuota:
         self.window = window + slack
         self._sleep = sleep
         self._local = threading.local()
+        self._opened: list[t.Any] = []  # every thread's connection, closed by close()
+        self._opened_lock = threading.Lock()
         self.waited_seconds = 0.0
         with self._connection() as pg, pg.transaction():
             pg.execute("SELECT pg_advisory_xact_lock(hashtext('cronofy_quota_schema'))")
@@ -62,7 +64,17 @@ class SharedQuota:
             import psycopg  # pip install 'tap-cronofy[postgres]'
 
             pg = self._local.pg = psycopg.connect(self.url, autocommit=True)
+            with self._opened_lock:
+                self._opened.append(pg)
         return contextlib.nullcontext(pg)
+
+    def close(self) -> None:
+        """Close every thread's connection (at the end of the run)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for pg in opened:
+            with contextlib.suppress(Exception):
+                pg.close()
 
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:

@@ -223,6 +223,8 @@ class TapCronofy(Tap):
             return 1
         finally:
             self.message_writer.finish()  # type: ignore[attr-defined]  # StateFlushingWriter
+            if "client" in self.__dict__ and (shared := self.client.shared) is not None:
+                shared.close()  # its connections, one per worker thread
         if "client" in self.__dict__:  # a sync that reached Cronofy
             for line in self.report.summary_lines(
                 self.client.limiter.waited_seconds, self.client.request_count
