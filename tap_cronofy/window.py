@@ -28,7 +28,6 @@ DAYS_AHEAD = 201  # ... to 201 days ahead of today, `to` exclusive
 # periods: those overlapping the window (and, with include_managed and no start_date or
 # end_date, managed events wherever they lie, as Cronofy returns them).
 
-ACCOUNTS = "accounts"  # free_busy's stream state: one entry per account, by account id
 # Keys of an account's state besides the SDK's bookmark name.
 HORIZON = "horizon"  # the window has been read up to this date (exclusive)
 SCOPE = "scope"  # fingerprint of the settings that decide what a query returns

@@ -6,9 +6,8 @@ import copy
 import typing as t
 
 from tap_cronofy.shard import shard_of
-from tap_cronofy.statecodec import compact, expand
+from tap_cronofy.statecodec import ACCOUNTS, compact, expand
 
-ACCOUNTS = "accounts"  # a stream state's per-account entries (free_busy, calendars)
 BOOKMARKS = "bookmarks"
 SINGER_STATE = "singer_state"  # how `meltano state get` wraps a Singer state
 

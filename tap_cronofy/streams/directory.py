@@ -10,10 +10,10 @@ from tap_cronofy.client import format_time
 from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.report import plural
 from tap_cronofy.schemas import ACCOUNT, CALENDAR, CALENDAR_FIELDS
+from tap_cronofy.statecodec import ACCOUNTS
 from tap_cronofy.streams.base import CronofyStream, fingerprint
 from tap_cronofy.undeclared import Shape, Undeclared, leaves
 from tap_cronofy.window import (
-    ACCOUNTS,
     FULL_LISTING,
     LAST_RUN,
     UNLISTED,

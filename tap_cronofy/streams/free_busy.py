@@ -25,9 +25,9 @@ from tap_cronofy.errors import (
 from tap_cronofy.prefetch import OrderedPrefetcher
 from tap_cronofy.report import first_sync_warning, plural
 from tap_cronofy.schemas import FREE_BUSY
+from tap_cronofy.statecodec import ACCOUNTS
 from tap_cronofy.streams.base import CronofyStream
 from tap_cronofy.window import (
-    ACCOUNTS,
     DAYS_AHEAD,
     DAYS_BACK,
     HORIZON,
