@@ -167,3 +167,24 @@ def test_the_warehouse_holds_cronofys_status_within_each_tiers_promise(
             # the manual's promise: settled, within the cycle; gone, after 1, 2, 4 ... 32
             promise = cycle if known.tier == SETTLED else cycle * 2 ** min(known.misses - 1, 5)
             assert hour - changed_at[request_id] < promise, (request_id, known, hour)
+
+
+def test_the_back_off_of_an_id_not_found_doubles_from_one_cycle_to_thirty_two():
+    periods = [period_hours(Tracked("", GONE, 0, misses), 24) for misses in range(1, 9)]
+    assert periods == [24, 48, 96, 192, 384, 768, 768, 768]
+    assert period_hours(Tracked("", SETTLED, 0), 24) == 24
+    assert period_hours(Tracked("", OPEN, 0), 24) == 0 == period_hours(Tracked("", SETTLED), 24)
+
+
+def test_what_a_query_leaves_behind():
+    at_noon = NOW
+    first = after_query(None, None, "", at_noon)
+    assert first == Tracked("", GONE, hour_of(at_noon), 1), "a first miss"
+    known = Tracked("abcd", SETTLED, 5)
+    again = after_query(known, None, "", at_noon)
+    assert again == Tracked("abcd", GONE, hour_of(at_noon), 1), "its last version's fingerprint"
+    assert after_query(again, None, "", at_noon).misses == 2
+    found = after_query(again, {"slot_selection": "pending"}, "ef01", at_noon)
+    assert found == Tracked("ef01", OPEN, hour_of(at_noon), 0)
+    assert decode("srq_1:ab:g:7") == ("srq_1", Tracked("ab", GONE, 7, 1))
+    assert plan(["a", "b"], {"a": Tracked("f", OPEN, 0)}, 10, 24) == ["b", "a"]
