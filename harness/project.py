@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import typing as t
 import urllib.request
@@ -146,14 +147,17 @@ def wait_until_healthy(port: int, process: subprocess.Popen, timeout: float = 12
 def meltano_receiver(env: dict[str, str], port: int) -> subprocess.Popen:
     """`meltano invoke tap-cronofy:receive` in a session of its own (``stop_receiver`` ends
     Meltano and the receiver together), once it answers."""
+    log = tempfile.NamedTemporaryFile(prefix="receiver-", suffix=".log", delete=False)  # noqa: SIM115
     receiver = subprocess.Popen(
         [str(BIN / "meltano"), "invoke", "tap-cronofy:receive"],
         cwd=ROOT,
         env={**env, "TAP_CRONOFY_PUSH_PORT": str(port)},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         start_new_session=True,
     )
+    receiver.log_path = log.name  # type: ignore[attr-defined]
+    log.close()
     try:
         wait_until_healthy(port, receiver)
     except RuntimeError:
@@ -162,6 +166,13 @@ def meltano_receiver(env: dict[str, str], port: int) -> subprocess.Popen:
     return receiver
 
 
-def stop_receiver(receiver: subprocess.Popen) -> None:
-    os.killpg(receiver.pid, signal.SIGTERM)
+def stop_receiver(receiver: subprocess.Popen, how: int = signal.SIGTERM) -> str:
+    """Stop Meltano and the receiver (SIGTERM as a service manager does, SIGINT as Ctrl-C
+    does); what they wrote to stderr."""
+    os.killpg(receiver.pid, how)
     receiver.wait(timeout=30)
+    path = Path(getattr(receiver, "log_path", os.devnull))
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    if path.is_file() and path.name.startswith("receiver-"):
+        path.unlink()
+    return text

@@ -596,7 +596,11 @@ def test_meltano_receiver_channels_and_runs_into_duckdb(sim, tmp_path):
         pruned = meltano("invoke", "tap-cronofy:prune", env=env)
         assert "Pruned 0 notification(s)." in pruned.stderr  # all within the retention
     finally:
-        stop_receiver(receiver)
+        said = stop_receiver(receiver)
+    assert "Traceback" not in said, said[-3000:]  # stopped as a service manager stops it
+    again = meltano_receiver(env, port)
+    said = stop_receiver(again, signal.SIGINT)  # and as Ctrl-C stops it
+    assert "Traceback" not in said and "KeyboardInterrupt" not in said, said[-3000:]
 
 
 def test_a_replaced_change_log_queries_every_account_once_and_changes_since_is_used(push):
