@@ -173,6 +173,7 @@ class Fault:
     account_id: str | None = None  # only requests carrying this account's token
     body: dict | None = None  # JSON body of a status fault
     after: int = 0  # let this many matching requests through first
+    method: str | None = None  # only requests of this method (GET, POST, ...)
 
 
 def empty_next_page(account_id: str) -> bool:
@@ -599,13 +600,16 @@ class Simulator:
         with self.lock:
             self.faults.append(Fault(**spec))
 
-    def take_fault(self, path: str, account_id: str | None) -> Fault | None:
+    def take_fault(
+        self, path: str, account_id: str | None, method: str | None = None
+    ) -> Fault | None:
         with self.lock:
             for fault in self.faults:
                 if (
                     fault.times > 0
                     and path.startswith(fault.path)
                     and (fault.account_id is None or fault.account_id == account_id)
+                    and (fault.method is None or fault.method == method)
                 ):
                     if fault.after > 0:
                         fault.after -= 1

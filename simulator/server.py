@@ -98,7 +98,7 @@ class Handler(BaseHTTPRequestHandler):
             self.sim.requests.append(entry)
         if self.sim.latency:
             time.sleep(self.sim.latency)
-        fault = self.sim.take_fault(url.path, account.account_id if account else None)
+        fault = self.sim.take_fault(url.path, account.account_id if account else None, method)
         if fault and self.inject(fault):
             return
         if limited := self.sim.rate_limited():

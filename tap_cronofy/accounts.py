@@ -447,7 +447,7 @@ class Accounts:
         self._credentials: dict[str, AccountCredential] = {}
         self._userinfo: dict[str, dict] = {}
         self._verified: set[str] = set()
-        self._reported: set[str] = set()  # accounts whose failure a stream has said
+        self._reported: dict[str, AccountError] = {}  # the failure a stream said last
         self._app_refusal_said = False
         self._ids: list[str] | None = None
         self._unidentified = False  # a lone access_token's id could not be asked this run
@@ -535,8 +535,8 @@ class Accounts:
         if credential is not None:
             credential.fail(failure)
         self._report.account_failed(account_id, str(failure))
-        new = account_id not in self._reported
-        self._reported.add(account_id)
+        new = self._reported.get(account_id) is not failure  # another failure is said too
+        self._reported[account_id] = failure
         if new and str(failure) == APP_REFUSED:  # the same cause for every account: once
             new, self._app_refusal_said = not self._app_refusal_said, True
         return failure, new

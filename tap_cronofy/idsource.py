@@ -5,6 +5,8 @@ from __future__ import annotations
 from tap_cronofy.changelog import describe
 from tap_cronofy.redact import SECRETS
 
+TIMEOUT_MS = 60_000  # the query's time limit: a slow one must not stall the run
+
 
 class IdSourceError(Exception):
     """The ids could not be read: says which setting, where, and why (never the password)."""
@@ -22,9 +24,12 @@ def query_ids(url: str, sql: str) -> list[str]:
         )
         raise IdSourceError(msg) from exc
     try:
-        with psycopg.connect(url, connect_timeout=10) as connection:
+        options = f"-c default_transaction_read_only=on -c statement_timeout={TIMEOUT_MS}"
+        with psycopg.connect(url, connect_timeout=10, options=options) as connection:
             connection.read_only = True
-            rows = connection.execute(sql).fetchall()
+            # the extended protocol: one statement, so no COMMIT can end the read-only
+            # transaction and no second statement can write
+            rows = connection.execute(sql, binary=True).fetchall()
     except psycopg.Error as exc:
         msg = (
             f"`scheduling_request_ids_sql` failed on {describe(url)} "

@@ -49,7 +49,7 @@ class SharedQuota:
         self.window = window + slack
         self._sleep = sleep
         self._local = threading.local()
-        self._opened: list[t.Any] = []  # every thread's connection, closed by close()
+        self._opened: list[tuple[threading.Thread, t.Any]] = []  # closed by close()
         self._opened_lock = threading.Lock()
         self.waited_seconds = 0.0
         with self._connection() as pg, pg.transaction():
@@ -63,16 +63,22 @@ class SharedQuota:
         if pg is None or pg.closed:
             import psycopg  # pip install 'tap-cronofy[postgres]'
 
+            with self._opened_lock:  # a finished worker's connection goes with it
+                ended = [pg for thread, pg in self._opened if not thread.is_alive()]
+                self._opened = [(th, pg) for th, pg in self._opened if th.is_alive()]
+            for old in ended:
+                with contextlib.suppress(Exception):
+                    old.close()
             pg = self._local.pg = psycopg.connect(self.url, autocommit=True)
             with self._opened_lock:
-                self._opened.append(pg)
+                self._opened.append((threading.current_thread(), pg))
         return contextlib.nullcontext(pg)
 
     def close(self) -> None:
         """Close every thread's connection (at the end of the run)."""
         with self._opened_lock:
             opened, self._opened = self._opened, []
-        for pg in opened:
+        for _, pg in opened:
             with contextlib.suppress(Exception):
                 pg.close()
 

@@ -4,6 +4,7 @@ once a cycle at an hour of their own, ones Cronofy no longer finds less and less
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -104,7 +105,7 @@ def decode(item: str) -> tuple[str, Tracked]:
     """An entry of the state, or of an earlier release's (``id:fingerprint``: open, its
     last query unknown, so it is queried this run)."""
     parts = item.split(":")
-    if len(parts) < 4:
+    if len(parts) < 4 or not re.fullmatch(r"[os]|g\d*", parts[-2]):
         request_id, _, fingerprint = item.rpartition(":")
         return request_id, Tracked(fingerprint)
     request_id, fingerprint, tier, hour = ":".join(parts[:-3]), *parts[-3:]

@@ -24,8 +24,9 @@ import typing as t
 
 # The state's format, written into every STATE: 1, entries spelled out (0.2); 2, shared
 # values as one object (6ffc80f..9a4b93d); 3, entries as lists naming a digest (9af9575 on;
-# the number written from 2d4c081's successor). A reader meeting a newer one says so.
-FORMAT = 3
+# the number written from 2d4c081's successor); 4, scheduling_requests' entries with a tier
+# and the hour of their last query. A reader meeting a newer one says so.
+FORMAT = 4
 FORMAT_KEY = "tap_cronofy_state_format"
 ACCOUNTS = "accounts"  # a stream state's per-account entries (free_busy, calendars)
 SHARED = "shared"  # a stream state's shared values, by the digest of their content

@@ -132,10 +132,9 @@ def _provision_one(
     # ours (filed in the change log) but to an earlier notification_url: closed, not left
     # open where nothing listens any more; channels no log filed are the product's
     moved = [c for c in listed if c.get("channel_id") in had and c not in (keep, *extra)]
-    for channel in [*extra, *moved]:
+    for channel in extra:
         client.delete(f"{url}/{channel['channel_id']}", credential=credential)
         log.remove_channel(str(channel["channel_id"]))
-    others -= len(moved)
     kind = "kept"
     if keep is None:
         keep = (
@@ -145,6 +144,11 @@ def _provision_one(
             or {}
         )
         kind = "moved" if moved else "recreated" if had else "created"
+    # only once the account has its channel to callback_url: the old ones are closed
+    for channel in moved:
+        client.delete(f"{url}/{channel['channel_id']}", credential=credential)
+        log.remove_channel(str(channel["channel_id"]))
+    others -= len(moved)
     channel_id = str(keep["channel_id"])
     for stale in had:
         if stale != channel_id:

@@ -88,15 +88,20 @@ class SchedulingRequestsStream(CronofyStream):
                 "has no endpoint that lists them)."
             )
             return
-        fallback = self.settings.scheduler_secret == self.settings.client_secret
-        if fallback and APP_REFUSED in self.services.report.failed_accounts.values():
+        try:
+            yield from self._query(ids)
+        except CronofyAPIError as exc:
+            fallback = self.settings.scheduler_secret == self.settings.client_secret
+            refused = APP_REFUSED in self.services.report.failed_accounts.values()
+            if not (exc.status == 401 and fallback and refused):
+                raise
+            # Cronofy refused the application's credentials already this run, and its
+            # client_secret is this query's Bearer too: one cause, said once (above)
             self.logger.warning(
-                "Skipping scheduling_requests: Cronofy refused client_secret earlier in this "
-                "run (above), and scheduler_client_secret is not set, so client_secret would "
-                "be its Bearer too. Its state is kept; fixing client_secret fixes both."
+                "scheduling_requests not read: Cronofy refused client_secret as its Bearer "
+                "too (scheduler_client_secret is not set), as it refused the application's "
+                "credentials above. Its state is kept; fixing client_secret fixes both."
             )
-            return
-        yield from self._query(ids)
 
     def _query(self, ids: list[str]) -> t.Iterable[dict]:
         """Query the ids due this run (open ones, settled ones at their hour, never-queried

@@ -77,18 +77,20 @@ def test_help_says_what_the_tap_does_and_how_to_start():
 
 
 def test_a_wrong_client_secret_also_used_for_scheduling_requests_is_not_blamed_on_them(sim):
-    """With no scheduler_client_secret, scheduling_requests would send client_secret, which
-    Cronofy refused this run already: it is skipped saying so (no request spent, no
+    """With no scheduler_client_secret, scheduling_requests sends client_secret, which
+    Cronofy refused this run already: refused again, it says so in one warning (no
     "unhandled error"), and the last line stays the one cause, the application's
-    credentials."""
+    credentials (a wrong client_id alone would leave the query working)."""
     ids = sim.tap_config(sim.url)["scheduling_request_ids"][:3]
     config = tap_config(
         sim, sim.url, client_secret="not-the-app-secret", scheduling_request_ids=ids
     )
     run = run_tap(config)
     assert run.returncode == 1
-    assert "Skipping scheduling_requests: Cronofy refused client_secret earlier" in run.stderr
-    assert "unhandled error" not in run.stderr
-    assert not [r for r in sim.requests if "scheduling_requests" in r["path"]]
+    assert "scheduling_requests not read: Cronofy refused client_secret as its Bearer" in (
+        run.stderr
+    )
+    assert "unhandled error" not in run.stderr and "Traceback" not in run.stderr
+    assert len([r for r in sim.requests if "scheduling_requests" in r["path"]]) == 1
     last = run.stderr.strip().splitlines()[-1]
     assert "`client_id`/`client_secret`" in last and "invalid_client" in last

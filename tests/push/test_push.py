@@ -176,6 +176,15 @@ def test_channels_re_pointed_to_a_new_url_move_and_close_the_old_ones(push):
     )
     old = push.url
     push.config["notification_url"] = push.url = old.replace("/notifications", "/v2")
+    # the new channel cannot be opened: the old ones stay open and filed, none is lost
+    sim.add_fault(status=500, times=40, path="/v1/channels", method="POST")
+    failed = push.channels()
+    assert failed.returncode != 0
+    for account_id in push.ids:
+        urls = [c["callback_url"] for c in sim.accounts[account_id].channels.values()]
+        assert old in urls, account_id
+    assert sorted(push.log.channels().values()) == push.ids
+    sim.faults.clear()
     moved = push.channels()
     assert moved.returncode == 0, moved.stderr[-2000:]
     assert (

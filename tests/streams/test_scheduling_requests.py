@@ -242,6 +242,10 @@ def test_ids_come_from_the_products_postgresql_read_only(sim, postgres):
     assert "`scheduling_request_ids_sql` failed on PostgreSQL 127.0.0.1" in refused.stderr
     assert "read-only" in refused.stderr
     assert "pw-not-to-be-shown" not in refused.stderr + run.stderr
+    # nor can a COMMIT end the read-only transaction so that a second statement writes
+    sneaky = "select 1; commit; delete from interviews; select cronofy_id from interviews"
+    refused = run_tap(dict(config, scheduling_request_ids_sql=sneaky), streams=SR)
+    assert refused.returncode != 0 and "`scheduling_request_ids_sql` failed" in refused.stderr
     with psycopg.connect(dsn) as con:
         assert con.execute("select count(*) from interviews").fetchone()[0] == 17
 

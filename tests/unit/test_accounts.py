@@ -115,6 +115,18 @@ def test_a_refused_refresh_fails_the_account_for_the_whole_run():
     assert paths(client) == ["/oauth/token"]
 
 
+def test_another_failure_of_an_account_later_in_the_run_is_said_too():
+    """A failure that is not final (a 503 given up) lets the next stream try the account:
+    if that fails too, for its own cause, it is said, not called "skipped"."""
+    accounts, _, _ = make({"accounts": ENTRIES, **APP}, {})
+    first = CronofyAPIError("Giving up after 5 tries (503)", status=503)
+    failure, new = accounts.fail("acc_a", first)
+    assert new is True
+    assert accounts.fail("acc_a", failure) == (failure, False), "the same failure: said once"
+    other, new = accounts.fail("acc_a", CronofyAPIError("422: tzid", status=422))
+    assert new is True and other is not failure
+
+
 def test_a_401_after_refreshing_fails_the_account_once():
     accounts, client, _ = make(
         {"accounts": ENTRIES, **APP},
