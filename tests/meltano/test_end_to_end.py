@@ -16,6 +16,7 @@ from harness.tap import (
     first_sync_rows,
     own_meltano_dir,
 )
+from tap_cronofy.scheduling_plan import OPEN, tier_of
 
 
 @pytest.fixture
@@ -42,11 +43,10 @@ def change_some_data(sim) -> dict:
     ]
     deleted = sim.delete_event(first, live[2].event_uid)
     created = sim.create_event(third, status="tentative")
-    request_id = list(sim.scheduling)[4]
-    sim.set_slot_selection(
-        request_id,
-        "cancelled" if sim.scheduling[request_id]["slot_selection"] != "cancelled" else "expired",
-    )
+    # an open request (queried every run) is cancelled: the next run emits it
+    now = sim.now_dt()
+    request_id = next(i for i in sim.scheduling if tier_of(sim.scheduling[i], now) == OPEN)
+    sim.set_slot_selection(request_id, "cancelled")
     sim.advance(60)
     return {
         "modified": modified,

@@ -68,7 +68,15 @@ def test_every_readme_meltano_command_runs(sim, tmp_path, postgres):
         "PGUSER": postgres.user,
         "PGPASSWORD": "any-value-with-trust",
         "PGDATABASE": "postgres",
+        "PRODUCT_DATABASE_URL": f"postgresql://{postgres.user}@127.0.0.1:{postgres.port}/postgres",
     }
+    import psycopg
+
+    tracked = sim.tap_config(sim.url)["scheduling_request_ids"][:7]
+    with psycopg.connect(env["PRODUCT_DATABASE_URL"]) as con:  # the product's own table
+        con.execute("create table interviews (cronofy_id text)")
+        for request_id in tracked:
+            con.execute("insert into interviews values (%s)", (request_id,))
     for line in readme_meltano_lines():
         result = subprocess.run(
             ["bash", "-c", line], cwd=project, env=env, capture_output=True, text=True
@@ -96,8 +104,6 @@ def test_every_readme_meltano_command_runs(sim, tmp_path, postgres):
             r[0] for r in con.execute("select account_id from cronofy.free_busy").fetchall()
         }
     assert accounts == set(sim.accounts), "the single account, then every account of the file"
-    import psycopg
-
     dsn = f"host=127.0.0.1 port={postgres.port} user={postgres.user} dbname=postgres"
     with psycopg.connect(dsn) as con:
         loaded = {r[0] for r in con.execute("select account_id from cronofy.free_busy")}
