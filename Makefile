@@ -6,7 +6,7 @@ READY  := $(VENV)/.ready
 PLUGINS := .meltano/.ready
 DEMO_PLUGINS := .meltano/.ready-demo
 
-.PHONY: install plugins docs test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards bench-fleet-shards bench-shared-quota bench-scheduling soak-fleet clean
+.PHONY: install plugins docs deep test test-pythons lint mutation demo simulator catalog about bench bench-throughput bench-memory bench-requests bench-quota bench-lookback bench-fleet bench-push bench-receiver bench-shards bench-fleet-shards bench-shared-quota bench-scheduling soak-fleet clean
 
 install: $(READY)
 
@@ -35,6 +35,11 @@ test: $(READY) $(PLUGINS)
 	$(BIN)/mypy
 	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/pytest -q -n 2
+
+# The properties and the state machine, searched far harder than in make test (minutes).
+deep: $(READY)
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q tests/unit/test_window_properties.py \
+		tests/unit/test_scheduling_plan.py tests/unit/test_undeclared.py tests/state/test_stateful_sync.py
 
 # The unit tests on every Python 3.10 to 3.13 the machine offers, one venv each (.venvs/).
 test-pythons: $(READY)

@@ -90,6 +90,11 @@ class SlidingWindowLimiter:
                     done.append(now)
                 self._cond.notify_all()
 
+    @property
+    def windows(self) -> list[tuple[int, float]]:
+        """Each limit with its window as widened (seconds)."""
+        return list(self._windows)
+
     def _acquire(self) -> None:
         waiting = False
         try:

@@ -181,6 +181,11 @@ def test_401_and_403_say_what_to_fix(sim):
     plan = run_tap(tap_config(sim, sim.url, scheduling_request_ids=ids), streams=SR)
     assert plan.returncode != 0
     assert "403" in plan.stderr and "Scheduler plan" in plan.stderr
+    # the manual's promise: that stream fails, and free_busy is already loaded, its state kept
+    every = run_tap(tap_config(sim, sim.url, scheduling_request_ids=ids))
+    assert every.returncode != 0 and "Scheduler plan" in every.stderr
+    assert {r["account_id"] for r in every.records("free_busy")} == set(sim.accounts)
+    assert set(every.state["bookmarks"]["free_busy"]["accounts"]) == set(sim.accounts)
 
 
 def test_failed_batch_keeps_what_was_emitted_and_rerun_fills_the_gap(sim):

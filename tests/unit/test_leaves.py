@@ -115,6 +115,19 @@ def test_margin_and_slack_widen_each_window():
         assert clock.now == pytest.approx(11.5)
 
 
+def test_the_clients_windows_are_widened_by_two_percent_and_a_tenth_of_a_second():
+    """The manual's promise (Operating): Cronofy's windows, widened for the clocks."""
+    from tap_cronofy.client import CronofyClient
+    from tap_cronofy.settings import Settings
+
+    settings = Settings.from_config({"access_token": "t", "requests_per_minute": 300})
+    client = CronofyClient(settings, user_agent="test", logger=logging.getLogger("t"))
+    (second, per_second), (minute, per_minute) = client.limiter.windows
+    assert (second, minute) == (settings.requests_per_second, 300)
+    assert per_second == pytest.approx(1.0 * 1.02 + 0.1)
+    assert per_minute == pytest.approx(60.0 * 1.02 + 0.1)
+
+
 def test_prefetcher_keeps_order_and_bounds_lookahead():
     started: list[str] = []
     lock = threading.Lock()
