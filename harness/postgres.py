@@ -85,3 +85,23 @@ def started() -> PostgresServer:
             pytest.fail("PostgreSQL is not installed: .ci/run should have installed it")
         pytest.skip("PostgreSQL server binaries not installed on this machine")
     return PostgresServer(free_port())
+
+
+TOKEN_TABLE = (
+    "CREATE TABLE cronofy_tokens (account_id TEXT PRIMARY KEY, access_token TEXT NOT NULL, "
+    "refresh_token TEXT, expires_at TIMESTAMPTZ)"
+)
+
+
+def seed_token_store(url: str, entries: list[dict]) -> None:
+    """The token store's table, as the manual creates it, holding ``entries`` (account_id,
+    access_token, refresh_token; no expiry)."""
+    import psycopg
+
+    with psycopg.connect(url) as pg:
+        pg.execute(TOKEN_TABLE)
+        for entry in entries:
+            pg.execute(
+                "INSERT INTO cronofy_tokens VALUES (%s, %s, %s, NULL)",
+                (entry["account_id"], entry["access_token"], entry["refresh_token"]),
+            )

@@ -11,6 +11,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from harness import docs
+from harness.postgres import seed_token_store
 from harness.project import BIN
 from harness.tap import (
     ROOT,
@@ -344,21 +345,9 @@ def test_without_the_postgres_extra_shared_quota_and_token_store_stop_before_any
 def test_a_run_on_postgresql_leaves_no_connection_open(sim, postgres):
     """With the shared quota (a connection per worker thread) and the token store, the run
     closes what it opened: no ResourceWarning for an unclosed psycopg connection."""
-    import psycopg
-
     url = f"postgresql://{postgres.user}@127.0.0.1:{postgres.port}/postgres"
     config = tap_config(sim, sim.url, shared_quota=url, token_store=url, max_parallel_accounts=4)
-    entries = config.pop("accounts")
-    with psycopg.connect(url) as con:
-        con.execute(
-            "create table cronofy_tokens (account_id text primary key, access_token text not "
-            "null, refresh_token text, expires_at timestamptz)"
-        )
-        for entry in entries:
-            con.execute(
-                "insert into cronofy_tokens values (%s, %s, %s, null)",
-                (entry["account_id"], entry["access_token"], entry["refresh_token"]),
-            )
+    seed_token_store(url, config.pop("accounts"))
     env = {**os.environ, "PYTHONWARNINGS": "always::ResourceWarning", "PYTHONTRACEMALLOC": "1"}
     run = run_tap(config, streams=["free_busy"], env=env)
     assert run.returncode == 0, run.stderr[-2000:]

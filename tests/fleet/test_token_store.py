@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from harness.postgres import seed_token_store
 from harness.tap import ROOT, run_tap, select_streams, tap_config
 from simulator import Simulator, SimulatorServer
 
@@ -69,18 +70,7 @@ def fleet(request, tmp_path):
     else:
         postgres = request.getfixturevalue("postgres")
         config["token_store"] = postgres.url
-        import psycopg
-
-        with psycopg.connect(postgres.url) as pg:
-            pg.execute(
-                "CREATE TABLE cronofy_tokens (account_id TEXT PRIMARY KEY, access_token TEXT "
-                "NOT NULL, refresh_token TEXT, expires_at TIMESTAMPTZ)"
-            )
-            for e in entries:
-                pg.execute(
-                    "INSERT INTO cronofy_tokens VALUES (%s, %s, %s, NULL)",
-                    (e["account_id"], e["access_token"], e["refresh_token"]),
-                )
+        seed_token_store(postgres.url, entries)
     yield request.param, sim, config, path
     server.stop()
 

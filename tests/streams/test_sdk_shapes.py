@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness.tap import ROOT, run_tap
+from harness.tap import ROOT, TapRun, run_tap
 from tap_cronofy.changelog import ChangeLog
 
 FIXTURES = ROOT / "tests" / "fixtures" / "sdk"
@@ -101,6 +101,19 @@ class Replay:
 
     def stop(self) -> None:
         self.server.shutdown()
+
+
+def replay_run(
+    answers: dict, today: str, streams: list[str], **settings: object
+) -> tuple[TapRun, Replay]:
+    """The real tap, configured with one access token, against ``answers`` served as
+    Cronofy on ``today``; the run, and the replay (its requests) once it has stopped."""
+    replay = Replay(answers, today)
+    try:
+        run = run_tap({"api_url": replay.url, "access_token": TOKEN, **settings}, streams=streams)
+    finally:
+        replay.stop()
+    return run, replay
 
 
 def test_free_busy_pages_without_userinfo_or_ids_load_as_recorded():
@@ -195,11 +208,8 @@ def test_the_token_answer_the_sdk_records_is_taken_and_its_rotation_saved(tmp_pa
 def test_a_calendar_list_without_sub_or_optional_fields_loads_as_recorded():
     calendars = load("calendars-cronofy-ruby.json")["body"]
     userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
-    replay = Replay({"/v1/userinfo": userinfo, "/v1/calendars": calendars}, "2014-09-10T12:00:00")
-    try:
-        run = run_tap({"api_url": replay.url, "access_token": TOKEN}, streams=["calendars"])
-    finally:
-        replay.stop()
+    answers = {"/v1/userinfo": userinfo, "/v1/calendars": calendars}
+    run, replay = replay_run(answers, "2014-09-10T12:00:00", ["calendars"])
     assert run.returncode == 0, run.stderr[-2000:]
     records = {r["calendar_id"]: r for r in run.records("calendars")}
     assert set(records) == {c["calendar_id"] for c in calendars["calendars"]}
@@ -267,11 +277,8 @@ def test_channels_as_the_sdk_records_them_create_keep_and_close(tmp_path):
 def test_an_empty_401_fails_the_account_with_what_to_do():
     """Cronofy may answer 401 with no body at all."""
     userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
-    replay = Replay({"/v1/userinfo": userinfo, "/v1/free_busy": Status(401)}, "2014-09-10T12:00:00")
-    try:
-        run = run_tap({"api_url": replay.url, "access_token": TOKEN}, streams=["free_busy"])
-    finally:
-        replay.stop()
+    answers = {"/v1/userinfo": userinfo, "/v1/free_busy": Status(401)}
+    run, _ = replay_run(answers, "2014-09-10T12:00:00", ["free_busy"])
     assert run.returncode == 1
     assert f"FAILED account {userinfo['sub']}" in run.stderr
     assert "Re-authorise the account" in run.stderr and "Traceback" not in run.stderr
@@ -280,13 +287,8 @@ def test_an_empty_401_fails_the_account_with_what_to_do():
 def test_the_docs_incremental_example_loads_its_deletion_as_a_tombstone():
     fixture = load("free_busy-incremental-cronofy-docs.json")
     userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
-    replay = Replay(
-        {"/v1/userinfo": userinfo, "/v1/free_busy": fixture["body"]}, "2021-06-25T09:00:00"
-    )
-    try:
-        run = run_tap({"api_url": replay.url, "access_token": TOKEN}, streams=["free_busy"])
-    finally:
-        replay.stop()
+    answers = {"/v1/userinfo": userinfo, "/v1/free_busy": fixture["body"]}
+    run, _ = replay_run(answers, "2021-06-25T09:00:00", ["free_busy"])
     assert run.returncode == 0, run.stderr[-2000:]
     records = {r["event_uid"]: r for r in run.records("free_busy")}
     for period in fixture["body"]["free_busy"]:
@@ -385,13 +387,8 @@ def expected_account(body: dict) -> dict:
 def test_each_userinfo_shape_the_sdks_record_loads_field_by_field(name):
     userinfo = load(name)["body"]
     page = load("free_busy-last-page-no-next-page-cronofy-csharp.json")["body"]
-    replay = Replay({"/v1/userinfo": userinfo, "/v1/free_busy": page}, "2014-12-01T12:00:00")
-    try:
-        run = run_tap(
-            {"api_url": replay.url, "access_token": TOKEN}, streams=["free_busy", "accounts"]
-        )
-    finally:
-        replay.stop()
+    answers = {"/v1/userinfo": userinfo, "/v1/free_busy": page}
+    run, _ = replay_run(answers, "2014-12-01T12:00:00", ["free_busy", "accounts"])
     assert run.returncode == 0, run.stderr[-2000:]
     (account,) = run.records("accounts")
     expected = expected_account(userinfo)
@@ -511,14 +508,8 @@ def test_each_error_body_the_sdks_record_fails_the_account_saying_what_cronofy_s
     fixture = load(name)
     userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
     answer = Status(fixture["status"], fixture.get("body"), fixture.get("body_text"))
-    replay = Replay({"/v1/userinfo": userinfo, "/v1/free_busy": answer}, "2014-09-10T12:00:00")
-    try:
-        run = run_tap(
-            {"api_url": replay.url, "access_token": TOKEN, "max_retries": 1},
-            streams=["free_busy"],
-        )
-    finally:
-        replay.stop()
+    answers = {"/v1/userinfo": userinfo, "/v1/free_busy": answer}
+    run, replay = replay_run(answers, "2014-09-10T12:00:00", ["free_busy"], max_retries=1)
     assert run.returncode == 1, run.stderr[-2000:]
     assert f"FAILED account {userinfo['sub']}" in run.stderr
     assert says in run.stderr, run.stderr[-2000:]
@@ -529,11 +520,8 @@ def test_each_error_body_the_sdks_record_fails_the_account_saying_what_cronofy_s
 def test_the_csharp_calendar_list_loads_field_by_field_naming_nothing():
     calendars = load("calendars-list-cronofy-csharp.json")["body"]
     userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
-    replay = Replay({"/v1/userinfo": userinfo, "/v1/calendars": calendars}, "2014-09-10T12:00:00")
-    try:
-        run = run_tap({"api_url": replay.url, "access_token": TOKEN}, streams=["calendars"])
-    finally:
-        replay.stop()
+    answers = {"/v1/userinfo": userinfo, "/v1/calendars": calendars}
+    run, _ = replay_run(answers, "2014-09-10T12:00:00", ["calendars"])
     assert run.returncode == 0, run.stderr[-2000:]
     records = {r["calendar_id"]: r for r in run.records("calendars")}
     assert set(records) == {c["calendar_id"] for c in calendars["calendars"]}
@@ -551,11 +539,8 @@ def test_a_calendar_field_no_one_documented_is_named_once_and_not_loaded():
     for calendar in calendars["calendars"]:
         calendar["calendar_timezone"] = "Europe/London"  # a field no document names (yet)
     userinfo = load("userinfo-service-account-cronofy-ruby.json")["body"]
-    replay = Replay({"/v1/userinfo": userinfo, "/v1/calendars": calendars}, "2014-09-10T12:00:00")
-    try:
-        run = run_tap({"api_url": replay.url, "access_token": TOKEN}, streams=["calendars"])
-    finally:
-        replay.stop()
+    answers = {"/v1/userinfo": userinfo, "/v1/calendars": calendars}
+    run, _ = replay_run(answers, "2014-09-10T12:00:00", ["calendars"])
     assert run.returncode == 0, run.stderr[-2000:]
     named = [line for line in run.stderr.splitlines() if "does not declare" in line]
     assert len(named) == 1 and "calendar list fields" in named[0], named

@@ -625,10 +625,22 @@ def test_the_sdks_stream_wide_bookmark_line_and_broken_pipe_error_are_dropped():
         )
 
 
+def imported_modules(path) -> list[str]:
+    """Every module a Python file imports (absolute names, as written)."""
+    import ast
+
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+        elif isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+    return names
+
+
 def test_no_core_module_imports_a_wing():
     """push/, shards/ and check/ are layers on the core, not in it: no core module imports
     any of them (nor does a wing import another)."""
-    import ast
     from pathlib import Path
 
     package = Path(__file__).resolve().parents[2] / "tap_cronofy"
@@ -637,36 +649,24 @@ def test_no_core_module_imports_a_wing():
     for path in package.rglob("*.py"):
         parts = path.relative_to(package).parts
         home = parts[0] if parts[0] in wings else None
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            for name in names:
-                wing = name.split(".")[1] if name.startswith("tap_cronofy.") else None
-                if wing in wings and wing != home:
-                    offenders.append(f"{'/'.join(parts)} imports {name}")
+        for name in imported_modules(path):
+            wing = name.split(".")[1] if name.startswith("tap_cronofy.") else None
+            if wing in wings and wing != home:
+                offenders.append(f"{'/'.join(parts)} imports {name}")
     assert not offenders, offenders
 
 
 def test_benchmarks_harness_and_demo_import_no_test_module():
     """The tests' shared parts live in harness/; what the benchmarks and the demo use never
     comes from tests/ (a test module is free to change)."""
-    import ast
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     offenders = []
     for folder in ("benchmarks", "harness", "demo"):
         for path in (root / folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                names = []
-                if isinstance(node, ast.ImportFrom) and node.module:
-                    names = [node.module]
-                elif isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "tests"]
+            names = imported_modules(path)
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "tests"]
     assert not offenders, offenders
 
 
